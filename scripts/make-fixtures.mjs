@@ -1,0 +1,767 @@
+#!/usr/bin/env node
+// make-fixtures.mjs — writes the project's self-made RWKV-7 test fixtures.
+//
+//   node scripts/make-fixtures.mjs [outDir=build/fixtures]
+//
+// No Python, no torch, no npm packages: the .pth (torch.save zip + pickle) and
+// .safetensors writers below are written from the formats' descriptions, and the
+// golden outputs come from the plain-JS reference in tests/reference/rwkv7.mjs.
+// Output is byte-for-byte deterministic.
+//
+// Written files (see FIXTURES / main() at the bottom):
+//   fix-L3-C64-H2.pth                 bf16, OrderedDict, torch-2.x style zip
+//   fix-L3-C64-H2.f32.safetensors     same values as F32, other key order, no block-0 v0/v1/v2
+//   fix-L2-C64-H1.fp16.pth            f16, plain dict, shuffled keys, dir "fixmodel/",
+//                                     ln1.weight/ln1.bias share one storage (bias at offset C)
+//   bad-missing-key.pth, bad-shape.pth, bad-truncated.pth
+//   fix-L3-C64-H2.seq40.{json,logits.f32,state.f32}
+//   fix-L2-C64-H1.fp16.seq24.{json,logits.f32,state.f32}
+//
+// Exported helpers are reused by tests/reference/check-reference.mjs.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { loadModel, runSequence } from '../tests/reference/rwkv7.mjs';
+
+// ---------------------------------------------------------------------------
+// Deterministic PRNG and hashing
+// ---------------------------------------------------------------------------
+
+/** mulberry32: returns a function giving uniform floats in [0, 1). */
+export function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** FNV-1a 32-bit hash of a string (used to give every tensor its own seed). */
+function fnv1a(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+// ---------------------------------------------------------------------------
+// Float conversions (round to nearest even, like torch's .to(dtype))
+// ---------------------------------------------------------------------------
+
+const cvtF32 = new Float32Array(1);
+const cvtU32 = new Uint32Array(cvtF32.buffer);
+
+export function f32ToBf16Bits(x) {
+  cvtF32[0] = x;
+  const b = cvtU32[0];
+  if ((b & 0x7fffffff) > 0x7f800000) return (b >>> 16) | 0x40; // NaN stays NaN
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+export function bf16BitsToF32(h) {
+  cvtU32[0] = (h & 0xffff) << 16; // exact
+  return cvtF32[0];
+}
+
+export function f32ToF16Bits(x) {
+  cvtF32[0] = x;
+  const b = cvtU32[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let man = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0); // inf / NaN
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // overflow -> inf
+  if (e <= 0) {
+    // subnormal half (or zero): shift the implicit-1 mantissa into place, round to even
+    if (e < -10) return sign;
+    man |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let r = man >>> shift;
+    const rem = man & ((1 << shift) - 1);
+    if (rem > half || (rem === half && (r & 1))) r++;
+    return sign | r;
+  }
+  let r = (e << 10) | (man >>> 13);
+  const rem = man & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) r++; // may carry into exponent: correct
+  return sign | r;
+}
+export function f16BitsToF32(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Bytes per element and torch storage class for the dtypes we write. */
+export const DTYPES = {
+  bf16: { size: 2, st: 'BF16', torch: 'BFloat16Storage' },
+  f16: { size: 2, st: 'F16', torch: 'HalfStorage' },
+  f32: { size: 4, st: 'F32', torch: 'FloatStorage' },
+};
+
+/** Returns a new Float32Array holding `data` rounded to `dtype` (exact f32 values). */
+export function roundToDtype(data, dtype) {
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    if (dtype === 'bf16') out[i] = bf16BitsToF32(f32ToBf16Bits(data[i]));
+    else if (dtype === 'f16') out[i] = f16BitsToF32(f32ToF16Bits(data[i]));
+    else out[i] = data[i];
+  }
+  return out;
+}
+
+/** Encodes a Float32Array as little-endian bytes of `dtype`. */
+export function encodeTensor(data, dtype) {
+  const bytes = new Uint8Array(data.length * DTYPES[dtype].size);
+  const dv = new DataView(bytes.buffer);
+  for (let i = 0; i < data.length; i++) {
+    if (dtype === 'bf16') dv.setUint16(2 * i, f32ToBf16Bits(data[i]), true);
+    else if (dtype === 'f16') dv.setUint16(2 * i, f32ToF16Bits(data[i]), true);
+    else dv.setFloat32(4 * i, data[i], true);
+  }
+  return bytes;
+}
+
+/** Decodes little-endian bytes of a safetensors dtype ('F32'|'BF16'|'F16') to Float32Array. */
+function decodeTensor(bytes, st, count) {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    if (st === 'F32') out[i] = dv.getFloat32(4 * i, true);
+    else if (st === 'BF16') out[i] = bf16BitsToF32(dv.getUint16(2 * i, true));
+    else if (st === 'F16') out[i] = f16BitsToF32(dv.getUint16(2 * i, true));
+    else throw new Error(`unsupported dtype ${st}`);
+  }
+  return out;
+}
+
+const numel = (shape) => shape.reduce((a, b) => a * b, 1);
+
+// ---------------------------------------------------------------------------
+// Fixture models
+// ---------------------------------------------------------------------------
+
+export const FIXTURES = {
+  L3: {
+    name: 'fix-L3-C64-H2', seed: 0x7e57a001, dtype: 'bf16',
+    L: 3, C: 64, N: 32, F: 224, V: 300, Dw: 16, Da: 8, Dv: 12, Dg: 24, block0V: true,
+  },
+  L2: {
+    name: 'fix-L2-C64-H1.fp16', seed: 0x7e57a002, dtype: 'f16',
+    L: 2, C: 64, N: 64, F: 256, V: 260, Dw: 24, Da: 12, Dv: 20, Dg: 16, block0V: false,
+  },
+};
+
+/**
+ * The official key list in the official order, with shapes, for a config
+ * {L, C, N, F, V, Dw, Da, Dv, Dg, block0V}. Returns [{name, shape}].
+ */
+export function officialKeys(cfg) {
+  const { L, C, N, F, V, Dw, Da, Dv, Dg } = cfg;
+  const H = C / N;
+  const keys = [['emb.weight', [V, C]]];
+  for (let i = 0; i < L; i++) {
+    const b = `blocks.${i}.`;
+    if (i === 0) keys.push([b + 'ln0.weight', [C]], [b + 'ln0.bias', [C]]);
+    keys.push([b + 'ln1.weight', [C]], [b + 'ln1.bias', [C]], [b + 'ln2.weight', [C]], [b + 'ln2.bias', [C]]);
+    for (const m of ['x_r', 'x_w', 'x_k', 'x_v', 'x_a', 'x_g']) keys.push([b + 'att.' + m, [1, 1, C]]);
+    keys.push([b + 'att.w0', [1, 1, C]], [b + 'att.w1', [C, Dw]], [b + 'att.w2', [Dw, C]]);
+    keys.push([b + 'att.a0', [1, 1, C]], [b + 'att.a1', [C, Da]], [b + 'att.a2', [Da, C]]);
+    if (i > 0 || cfg.block0V) keys.push([b + 'att.v0', [1, 1, C]], [b + 'att.v1', [C, Dv]], [b + 'att.v2', [Dv, C]]);
+    keys.push([b + 'att.g1', [C, Dg]], [b + 'att.g2', [Dg, C]]);
+    keys.push([b + 'att.k_k', [1, 1, C]], [b + 'att.k_a', [1, 1, C]], [b + 'att.r_k', [H, N]]);
+    for (const m of ['receptance', 'key', 'value', 'output']) keys.push([b + `att.${m}.weight`, [C, C]]);
+    keys.push([b + 'att.ln_x.weight', [C]], [b + 'att.ln_x.bias', [C]]);
+    keys.push([b + 'ffn.x_k', [1, 1, C]], [b + 'ffn.key.weight', [F, C]], [b + 'ffn.value.weight', [C, F]]);
+  }
+  keys.push(['ln_out.weight', [C]], ['ln_out.bias', [C]], ['head.weight', [V, C]]);
+  return keys.map(([name, shape]) => ({ name, shape }));
+}
+
+/** Uniform range [lo, hi] used to initialise tensor `name` of `shape`. */
+function initRange(name, shape) {
+  const leaf = name.replace(/^blocks\.\d+\./, '');
+  const fanIn = (s) => Math.sqrt(3 / s); // U(-a, a) with std 1/sqrt(s)
+  if (leaf === 'emb.weight') return [-1, 1];
+  if (/(^|\.)ln(0|1|2|_out|_x)\.weight$/.test(leaf) || leaf === 'ln_out.weight') return [0.8, 1.2];
+  if (/\.bias$/.test(leaf)) return [-0.1, 0.1];
+  if (/^(att|ffn)\.x_[rwkvag]$/.test(leaf)) return [0, 1]; // token-shift mix factors
+  switch (leaf) {
+    case 'att.w0': return [-0.5, 0.5];
+    case 'att.a0': return [-0.3, 0.3];
+    case 'att.v0': return [-0.5, 0.5];
+    case 'att.k_k': return [0.8, 1.0];
+    case 'att.k_a': return [0.9, 1.1];
+    case 'att.r_k': return [-0.1, 0.1];
+    case 'att.w1': case 'att.a1': case 'att.v1': case 'att.g1': // (C, D): x @ w1
+      return [-fanIn(shape[0]), fanIn(shape[0])];
+    case 'att.w2': return [-fanIn(shape[0]), fanIn(shape[0])]; // (Dw, C): tanh(..) @ w2
+    case 'att.a2': case 'att.v2': case 'att.g2':
+      return [-0.5 * fanIn(shape[0]), 0.5 * fanIn(shape[0])];
+    case 'att.receptance.weight': case 'att.key.weight': case 'att.value.weight':
+    case 'ffn.key.weight': case 'head.weight': // [out, in]
+      return [-fanIn(shape[1]), fanIn(shape[1])];
+    case 'att.output.weight': case 'ffn.value.weight':
+      return [-0.5 * fanIn(shape[1]), 0.5 * fanIn(shape[1])];
+  }
+  throw new Error(`no init rule for ${name}`);
+}
+
+/**
+ * Builds the tensors of a fixture model. Every value is already rounded to
+ * cfg.dtype, so the Float32Arrays equal what a loader reads back from the file.
+ * Each tensor is drawn from its own PRNG stream (seed ^ hash(name)), so the values
+ * do not depend on key order or on which optional keys exist.
+ * Returns { cfg, tensors: [{name, shape: number[], data: Float32Array}] } in official order.
+ */
+export function buildFixtureModel(cfg) {
+  const tensors = officialKeys(cfg).map(({ name, shape }) => {
+    const rand = mulberry32(cfg.seed ^ fnv1a(name));
+    const [lo, hi] = initRange(name, shape);
+    const raw = new Float32Array(numel(shape));
+    for (let i = 0; i < raw.length; i++) raw[i] = lo + (hi - lo) * rand();
+    return { name, shape, data: roundToDtype(raw, cfg.dtype) };
+  });
+  return { cfg, tensors };
+}
+
+/** Map name -> {shape, data} view of a tensor list (what loadModel() takes). */
+export const tensorMap = (tensors) => new Map(tensors.map((t) => [t.name, t]));
+
+/** Deterministic Fisher–Yates shuffle (returns a new array). */
+function shuffled(arr, seed) {
+  const a = arr.slice();
+  const rand = mulberry32(seed);
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+/** Deterministic token ids in [0, V) with token 0 at `zeroAt` and V-1 at `lastAt`. */
+export function fixtureTokens(T, V, seed, zeroAt, lastAt) {
+  const rand = mulberry32(seed);
+  const toks = Array.from({ length: T }, () => 1 + Math.floor(rand() * (V - 1)));
+  toks[zeroAt] = 0;
+  toks[lastAt] = V - 1;
+  return toks;
+}
+
+// ---------------------------------------------------------------------------
+// CRC-32 and ZIP (STORED entries, torch.save layout)
+// ---------------------------------------------------------------------------
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32(bytes) {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Little-endian byte builder. */
+class Bytes {
+  constructor() { this.parts = []; this.length = 0; }
+  raw(u8) { this.parts.push(u8); this.length += u8.length; return this; }
+  u8(...v) { return this.raw(Uint8Array.from(v)); }
+  u16(v) { return this.u8(v & 0xff, (v >>> 8) & 0xff); }
+  u32(v) { return this.u8(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff); }
+  i32(v) { return this.u32(v >>> 0); }
+  u64(v) { return this.u32(v % 2 ** 32).u32(Math.floor(v / 2 ** 32)); }
+  str(s) { return this.raw(new TextEncoder().encode(s)); }
+  finish() { return Buffer.concat(this.parts); }
+}
+
+/**
+ * Writes a ZIP archive of STORED entries [{name, data: Uint8Array}].
+ * Every local header carries torch's "FB" extra field padding the payload to 64 bytes.
+ * style 'torch'  : like PyTorchStreamWriter (miniz): flags 0x0808, CRC/sizes 0 in the local
+ *                  header + a data descriptor after the data, zip64 end records + classic EOCD.
+ * style 'classic': flags 0, CRC/sizes in the local header, no descriptor, classic EOCD only.
+ */
+export function writeZip(entries, style = 'torch') {
+  const torch = style === 'torch';
+  const out = new Bytes();
+  const central = [];
+  for (const { name, data } of entries) {
+    const nameBytes = new TextEncoder().encode(name);
+    const crc = crc32(data);
+    const offset = out.length;
+    // payload start without padding = header(30) + name + extra header(4)
+    const start = offset + 30 + nameBytes.length + 4;
+    const pad = (64 - (start % 64)) % 64;
+    out.u32(0x04034b50).u16(torch ? 0 : 20).u16(torch ? 0x0808 : 0).u16(0) // sig, version, flags, STORED
+      .u16(0).u16(0) // DOS time, date
+      .u32(torch ? 0 : crc).u32(torch ? 0 : data.length).u32(torch ? 0 : data.length)
+      .u16(nameBytes.length).u16(4 + pad).raw(nameBytes)
+      .u16(0x4246).u16(pad).raw(new Uint8Array(pad).fill(0x5a)) // 'FB' extra, 'Z' * pad
+      .raw(data);
+    if (torch) out.u32(0x08074b50).u32(crc).u32(data.length).u32(data.length);
+    central.push({ nameBytes, crc, size: data.length, offset });
+  }
+  const cdOffset = out.length;
+  for (const e of central) {
+    out.u32(0x02014b50).u16(torch ? 0 : 20).u16(torch ? 0 : 20).u16(torch ? 0x0808 : 0).u16(0)
+      .u16(0).u16(0).u32(e.crc).u32(e.size).u32(e.size)
+      .u16(e.nameBytes.length).u16(0).u16(0) // extra, comment lengths
+      .u16(0).u16(0).u32(0).u32(e.offset) // disk, internal attr, external attr, local offset
+      .raw(e.nameBytes);
+  }
+  const cdSize = out.length - cdOffset;
+  const n = central.length;
+  if (torch) {
+    const z64 = out.length;
+    out.u32(0x06064b50).u64(44).u16(0x031e).u16(45).u32(0).u32(0).u64(n).u64(n).u64(cdSize).u64(cdOffset);
+    out.u32(0x07064b50).u32(0).u64(z64).u32(1);
+  }
+  out.u32(0x06054b50).u16(0).u16(0).u16(n).u16(n).u32(cdSize).u32(cdOffset).u16(0);
+  return out.finish();
+}
+
+/** Reads a ZIP's central directory. Returns Map name -> Uint8Array payload (zero-copy). */
+export function readZip(buf) {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let eocd = -1;
+  for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 65535); i--) {
+    if (dv.getUint32(i, true) === 0x06054b50) { eocd = i; break; }
+  }
+  if (eocd < 0) throw new Error('zip: no end-of-central-directory record (truncated file?)');
+  let count = dv.getUint16(eocd + 10, true);
+  let cdOffset = dv.getUint32(eocd + 16, true);
+  if ((count === 0xffff || cdOffset === 0xffffffff) && eocd >= 20 && dv.getUint32(eocd - 20, true) === 0x07064b50) {
+    const z64 = Number(dv.getBigUint64(eocd - 12, true));
+    count = Number(dv.getBigUint64(z64 + 32, true));
+    cdOffset = Number(dv.getBigUint64(z64 + 48, true));
+  }
+  const files = new Map();
+  let p = cdOffset;
+  for (let k = 0; k < count; k++) {
+    if (dv.getUint32(p, true) !== 0x02014b50) throw new Error('zip: bad central directory entry');
+    if (dv.getUint16(p + 10, true) !== 0) throw new Error('zip: compressed entry');
+    const size = dv.getUint32(p + 24, true);
+    const nameLen = dv.getUint16(p + 28, true);
+    const extraLen = dv.getUint16(p + 30, true);
+    const commentLen = dv.getUint16(p + 32, true);
+    const local = dv.getUint32(p + 42, true);
+    const name = buf.subarray(p + 46, p + 46 + nameLen).toString('latin1');
+    const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
+    if (start + size > buf.length) throw new Error(`zip: entry ${name} runs past end of file`);
+    files.set(name, buf.subarray(start, start + size));
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  return files;
+}
+
+// ---------------------------------------------------------------------------
+// Pickle (protocol 2) writer, mimicking Python's pickle.Pickler as torch.save uses it
+// ---------------------------------------------------------------------------
+
+const OP = {
+  PROTO: 0x80, STOP: 0x2e, MARK: 0x28, TUPLE: 0x74, TUPLE1: 0x85, TUPLE2: 0x86, TUPLE3: 0x87,
+  EMPTY_TUPLE: 0x29, EMPTY_DICT: 0x7d, SETITEM: 0x73, SETITEMS: 0x75, REDUCE: 0x52,
+  GLOBAL: 0x63, BINPERSID: 0x51, BINUNICODE: 0x58, BININT: 0x4a, BININT1: 0x4b, BININT2: 0x4d,
+  NEWFALSE: 0x89, NEWTRUE: 0x88, NONE: 0x4e, BINPUT: 0x71, LONG_BINPUT: 0x72, BINGET: 0x68,
+  LONG_BINGET: 0x6a, BUILD: 0x62, LONG1: 0x8a, SHORT_BINUNICODE: 0x8c, BINUNICODE8: 0x8d,
+  MEMOIZE: 0x94, FRAME: 0x95, EMPTY_LIST: 0x5d, APPEND: 0x61, APPENDS: 0x65, BINFLOAT: 0x47,
+};
+
+class Pickler {
+  constructor() { this.b = new Bytes(); this.memo = new Map(); this.next = 0; }
+  op(o) { this.b.u8(o); }
+  /** Memoizes the object just written under identity `id` (BINPUT / LONG_BINPUT). */
+  put(id) {
+    const n = this.next++;
+    if (id !== undefined) this.memo.set(id, n);
+    if (n < 256) this.b.u8(OP.BINPUT, n); else this.b.u8(OP.LONG_BINPUT).u32(n);
+  }
+  /** Emits BINGET for an already memoized identity; returns false when not memoized. */
+  get(id) {
+    if (!this.memo.has(id)) return false;
+    const n = this.memo.get(id);
+    if (n < 256) this.b.u8(OP.BINGET, n); else this.b.u8(OP.LONG_BINGET).u32(n);
+    return true;
+  }
+  int(v) {
+    if (v >= 0 && v <= 0xff) this.b.u8(OP.BININT1, v);
+    else if (v >= 0 && v <= 0xffff) this.b.u8(OP.BININT2).u16(v);
+    else if (v >= -0x80000000 && v <= 0x7fffffff) this.b.u8(OP.BININT).i32(v);
+    else throw new Error('int out of range');
+  }
+  /** A str; `id` names an object identity shared between uses (else a fresh object). */
+  str(s, id = Symbol(s)) {
+    if (this.get(id)) return;
+    const u = new TextEncoder().encode(s);
+    this.b.u8(OP.BINUNICODE).u32(u.length).raw(u);
+    this.put(id);
+  }
+  global(mod, name) {
+    const id = `global:${mod}.${name}`;
+    if (this.get(id)) return;
+    this.b.u8(OP.GLOBAL).str(`${mod}\n${name}\n`);
+    this.put(id);
+  }
+  /** A tuple whose items are written by the callbacks in `items`. */
+  tuple(items) {
+    if (items.length === 0) return this.op(OP.EMPTY_TUPLE); // not memoized
+    if (items.length <= 3) {
+      items.forEach((f) => f());
+      this.op([OP.TUPLE1, OP.TUPLE2, OP.TUPLE3][items.length - 1]);
+    } else {
+      this.op(OP.MARK);
+      items.forEach((f) => f());
+      this.op(OP.TUPLE);
+    }
+    this.put();
+  }
+  /** collections.OrderedDict() as pickled by Python: GLOBAL, EMPTY_TUPLE, REDUCE. */
+  orderedDict() {
+    this.global('collections', 'OrderedDict');
+    this.op(OP.EMPTY_TUPLE);
+    this.op(OP.REDUCE);
+    this.put();
+  }
+  /** Python's _batch_setitems: MARK k v ... SETITEMS per batch, SETITEM for a batch of one. */
+  setitems(items, batch) {
+    for (let i = 0; i < items.length; i += batch) {
+      const chunk = items.slice(i, i + batch);
+      if (chunk.length > 1) this.op(OP.MARK);
+      for (const [k, v] of chunk) { k(); v(); }
+      this.op(chunk.length > 1 ? OP.SETITEMS : OP.SETITEM);
+    }
+  }
+  finish() { this.op(OP.STOP); return this.b.finish(); }
+}
+
+/**
+ * Serialises a state dict like torch.save(..., _use_new_zipfile_serialization=True).
+ *
+ * tensors : [{name, shape, data: Float32Array}] in the order they go into the dict.
+ * opts.dtype      'bf16' | 'f16' | 'f32' (storage type)
+ * opts.dir        folder name inside the zip (torch uses the file's base name; default 'archive')
+ * opts.container  'OrderedDict' (state_dict()) or 'dict'
+ * opts.style      'torch' (torch 2.x zip: .format_version, byteorder, numeric data order,
+ *                 version, .data/serialization_id) or 'classic' (data.pkl, byteorder,
+ *                 lexicographic data order, version; plain local headers)
+ * opts.shareWith  { viewName: baseName }: viewName is stored in baseName's storage right
+ *                 after baseName's elements (non-zero storage_offset, shared storage)
+ * opts.batch      pickle SETITEMS batch size (Python uses 1000)
+ * Returns a Buffer with the .pth bytes.
+ */
+export function writePth(tensors, opts = {}) {
+  const { dtype = 'bf16', dir = 'archive', container = 'OrderedDict', style = 'torch', shareWith = {}, batch = 1000 } = opts;
+  const byName = tensorMap(tensors);
+  // Storages: one per tensor, except views which append to their base's storage.
+  const storageOf = new Map(); // tensor name -> { storage, offset }
+  const storages = [];
+  for (const t of tensors) {
+    if (shareWith[t.name]) continue;
+    const s = { parts: [t.data], numel: t.data.length, key: null };
+    storages.push(s);
+    storageOf.set(t.name, { storage: s, offset: 0 });
+  }
+  for (const [view, base] of Object.entries(shareWith)) {
+    const s = storageOf.get(base).storage;
+    storageOf.set(view, { storage: s, offset: s.numel });
+    s.parts.push(byName.get(view).data);
+    s.numel += byName.get(view).data.length;
+  }
+
+  const p = new Pickler();
+  p.b.u8(OP.PROTO, 2);
+  if (container === 'OrderedDict') p.orderedDict(); else { p.op(OP.EMPTY_DICT); p.put(); }
+  let nextKey = 0;
+  const items = tensors.map((t) => [
+    () => p.str(t.name),
+    () => {
+      const { storage, offset } = storageOf.get(t.name);
+      if (storage.key === null) storage.key = String(nextKey++); // torch numbers storages on first use
+      const stride = t.shape.map((_, i) => numel(t.shape.slice(i + 1)));
+      p.global('torch._utils', '_rebuild_tensor_v2');
+      p.tuple([
+        () => { // persistent id ('storage', StorageType, key, location, numel)
+          p.tuple([
+            () => p.str('storage', 'str:storage'),
+            () => p.global('torch', DTYPES[dtype].torch),
+            () => p.str(storage.key, storage),
+            () => p.str('cpu', 'str:cpu'),
+            () => p.int(storage.numel),
+          ]);
+          p.op(OP.BINPERSID);
+        },
+        () => p.int(offset),
+        () => p.tuple(t.shape.map((d) => () => p.int(d))),
+        () => p.tuple(stride.map((d) => () => p.int(d))),
+        () => p.op(OP.NEWFALSE), // requires_grad
+        () => p.orderedDict(), // backward_hooks
+      ]);
+      p.op(OP.REDUCE);
+      p.put();
+    },
+  ]);
+  p.setitems(items, batch);
+  const pkl = p.finish();
+
+  const data = storages.map((s) => {
+    const all = new Float32Array(s.numel);
+    let o = 0;
+    for (const part of s.parts) { all.set(part, o); o += part.length; }
+    return { key: s.key, bytes: encodeTensor(all, dtype) };
+  });
+  if (style === 'torch') data.sort((a, b) => Number(a.key) - Number(b.key));
+  else data.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const te = (s) => new TextEncoder().encode(s);
+  const entries = [{ name: `${dir}/data.pkl`, data: pkl }];
+  if (style === 'torch') entries.push({ name: `${dir}/.format_version`, data: te('1') });
+  entries.push({ name: `${dir}/byteorder`, data: te('little') });
+  for (const d of data) entries.push({ name: `${dir}/data/${d.key}`, data: d.bytes });
+  entries.push({ name: `${dir}/version`, data: te('3\n') });
+  if (style === 'torch') entries.push({ name: `${dir}/.data/serialization_id`, data: te('1234567890123456789012345678901234567890') });
+  return writeZip(entries, style);
+}
+
+/**
+ * Minimal torch .pth reader (zip + the pickle subset torch.save emits), for
+ * round-trip self-checks and for check-reference. Contiguous or strided tensors.
+ * Returns Map name -> {shape, data: Float32Array, dtype}.
+ */
+export function readPth(buf) {
+  const files = readZip(buf);
+  const pklName = [...files.keys()].find((n) => n.endsWith('data.pkl'));
+  if (!pklName) throw new Error('pth: no data.pkl');
+  const dir = pklName.slice(0, -'data.pkl'.length);
+  const pkl = files.get(pklName);
+  const dv = new DataView(pkl.buffer, pkl.byteOffset, pkl.byteLength);
+  const stack = [];
+  const marks = [];
+  const memo = new Map();
+  const popMark = () => stack.splice(marks.pop());
+  const utf8 = (a, n) => new TextDecoder().decode(pkl.subarray(a, a + n));
+  let i = 0;
+  let result;
+  while (result === undefined) {
+    if (i >= pkl.length) throw new Error('pickle: ran off the end');
+    const op = pkl[i++];
+    switch (op) {
+      case OP.PROTO: i++; break;
+      case OP.FRAME: i += 8; break;
+      case OP.MARK: marks.push(stack.length); break;
+      case OP.STOP: result = stack.pop(); break;
+      case OP.EMPTY_DICT: stack.push(new Map()); break;
+      case OP.EMPTY_TUPLE: stack.push([]); break;
+      case OP.EMPTY_LIST: stack.push([]); break;
+      case OP.NONE: stack.push(null); break;
+      case OP.NEWFALSE: stack.push(false); break;
+      case OP.NEWTRUE: stack.push(true); break;
+      case OP.BININT1: stack.push(pkl[i]); i += 1; break;
+      case OP.BININT2: stack.push(dv.getUint16(i, true)); i += 2; break;
+      case OP.BININT: stack.push(dv.getInt32(i, true)); i += 4; break;
+      case OP.LONG1: { const n = pkl[i++]; let v = 0n; for (let k = n - 1; k >= 0; k--) v = (v << 8n) | BigInt(pkl[i + k]); if (n && pkl[i + n - 1] & 0x80) v -= 1n << BigInt(8 * n); stack.push(Number(v)); i += n; break; }
+      case OP.BINFLOAT: stack.push(dv.getFloat64(i, false)); i += 8; break;
+      case OP.BINUNICODE: { const n = dv.getUint32(i, true); stack.push(utf8(i + 4, n)); i += 4 + n; break; }
+      case OP.SHORT_BINUNICODE: { const n = pkl[i]; stack.push(utf8(i + 1, n)); i += 1 + n; break; }
+      case OP.BINUNICODE8: { const n = Number(dv.getBigUint64(i, true)); stack.push(utf8(i + 8, n)); i += 8 + n; break; }
+      case OP.GLOBAL: { const e1 = pkl.indexOf(10, i); const e2 = pkl.indexOf(10, e1 + 1); stack.push({ global: `${utf8(i, e1 - i)}.${utf8(e1 + 1, e2 - e1 - 1)}` }); i = e2 + 1; break; }
+      case OP.BINPUT: memo.set(pkl[i++], stack.at(-1)); break;
+      case OP.LONG_BINPUT: memo.set(dv.getUint32(i, true), stack.at(-1)); i += 4; break;
+      case OP.MEMOIZE: memo.set(memo.size, stack.at(-1)); break;
+      case OP.BINGET: stack.push(memo.get(pkl[i++])); break;
+      case OP.LONG_BINGET: stack.push(memo.get(dv.getUint32(i, true))); i += 4; break;
+      case OP.TUPLE: stack.push(popMark()); break;
+      case OP.TUPLE1: stack.push(stack.splice(-1)); break;
+      case OP.TUPLE2: stack.push(stack.splice(-2)); break;
+      case OP.TUPLE3: stack.push(stack.splice(-3)); break;
+      case OP.APPEND: { const v = stack.pop(); stack.at(-1).push(v); break; }
+      case OP.APPENDS: { const vs = popMark(); stack.at(-1).push(...vs); break; }
+      case OP.SETITEM: { const v = stack.pop(); const k = stack.pop(); stack.at(-1).set(k, v); break; }
+      case OP.SETITEMS: { const kv = popMark(); for (let k = 0; k < kv.length; k += 2) stack.at(-1).set(kv[k], kv[k + 1]); break; }
+      case OP.BUILD: stack.pop(); break; // e.g. state_dict's _metadata: ignored
+      case OP.BINPERSID: { const [kind, type, key, , n] = stack.pop(); if (kind !== 'storage') throw new Error('pickle: bad persistent id'); stack.push({ storage: type.global, key, numel: n }); break; }
+      case OP.REDUCE: {
+        const args = stack.pop();
+        const fn = stack.pop().global;
+        if (fn === 'collections.OrderedDict') stack.push(new Map());
+        else if (fn === 'torch._utils._rebuild_tensor_v2') stack.push({ tensor: args });
+        else throw new Error(`pickle: unsupported callable ${fn}`);
+        break;
+      }
+      default: throw new Error(`pickle: unsupported opcode 0x${op.toString(16)} at ${i - 1}`);
+    }
+  }
+  const ST = { 'torch.BFloat16Storage': 'BF16', 'torch.HalfStorage': 'F16', 'torch.FloatStorage': 'F32' };
+  const out = new Map();
+  for (const [name, v] of result) {
+    const [st, offset, shape, stride] = v.tensor;
+    const kind = ST[st.storage];
+    if (!kind) throw new Error(`pth: unsupported storage ${st.storage}`);
+    const blob = files.get(`${dir}data/${st.key}`);
+    if (!blob) throw new Error(`pth: missing storage data/${st.key}`);
+    const all = decodeTensor(blob, kind, st.numel);
+    const data = new Float32Array(numel(shape));
+    for (let e = 0; e < data.length; e++) { // gather through strides
+      let rem = e, src = offset;
+      for (let d = shape.length - 1; d >= 0; d--) { src += (rem % shape[d]) * stride[d]; rem = Math.floor(rem / shape[d]); }
+      data[e] = all[src];
+    }
+    out.set(name, { shape, data, dtype: kind });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// safetensors
+// ---------------------------------------------------------------------------
+
+/**
+ * Writes safetensors: u64 LE header length, JSON header (space-padded to a multiple
+ * of 8), then the tensors' bytes in the given order.
+ * tensors: [{name, shape, data: Float32Array}]; dtype: 'f32'|'bf16'|'f16'.
+ */
+export function writeSafetensors(tensors, dtype, metadata = {}) {
+  const header = { __metadata__: metadata };
+  const blobs = [];
+  let off = 0;
+  for (const t of tensors) {
+    const bytes = encodeTensor(t.data, dtype);
+    header[t.name] = { dtype: DTYPES[dtype].st, shape: t.shape, data_offsets: [off, off + bytes.length] };
+    blobs.push(bytes);
+    off += bytes.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return Buffer.concat([len, Buffer.from(json), ...blobs]);
+}
+
+/** Reads safetensors into Map name -> {shape, data: Float32Array, dtype}. */
+export function readSafetensors(buf) {
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const base = 8 + n;
+  const out = new Map();
+  for (const [name, h] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const bytes = buf.subarray(base + h.data_offsets[0], base + h.data_offsets[1]);
+    out.set(name, { shape: h.shape, data: decodeTensor(bytes, h.dtype, numel(h.shape)), dtype: h.dtype });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Golden files (format of shared/reference/golden, SPEC §6)
+// ---------------------------------------------------------------------------
+
+const f32Bytes = (f32) => {
+  const b = Buffer.alloc(f32.length * 4);
+  for (let i = 0; i < f32.length; i++) b.writeFloatLE(f32[i], 4 * i);
+  return b;
+};
+
+/**
+ * Runs the reference over `tokens` and writes RUN.json / RUN.logits.f32 / RUN.state.f32
+ * into outDir. `modelFile` is the model's file name (same folder).
+ */
+export function writeGolden(outDir, run, modelFile, tensors, tokens) {
+  const model = loadModel(tensorMap(tensors));
+  const { logits, state, argmax } = runSequence(model, tokens);
+  const json = {
+    model: modelFile,
+    tokens,
+    logits_shape: [tokens.length, model.V],
+    argmax,
+    state_floats: state.length,
+  };
+  fs.writeFileSync(path.join(outDir, `${run}.json`), JSON.stringify(json, null, 1));
+  fs.writeFileSync(path.join(outDir, `${run}.logits.f32`), f32Bytes(logits));
+  fs.writeFileSync(path.join(outDir, `${run}.state.f32`), f32Bytes(state));
+  return { logits, state, argmax };
+}
+
+// ---------------------------------------------------------------------------
+// main
+// ---------------------------------------------------------------------------
+
+function sameTensors(a, b, label) {
+  const want = tensorMap(a);
+  if (want.size !== b.size) throw new Error(`${label}: ${b.size} tensors read back, ${want.size} written`);
+  for (const [name, t] of want) {
+    const r = b.get(name);
+    if (!r || JSON.stringify(r.shape) !== JSON.stringify(t.shape)) throw new Error(`${label}: ${name} missing or wrong shape`);
+    for (let i = 0; i < t.data.length; i++) if (r.data[i] !== t.data[i]) throw new Error(`${label}: ${name}[${i}] differs`);
+  }
+}
+
+export function main(outDir = 'build/fixtures') {
+  fs.mkdirSync(outDir, { recursive: true });
+  const write = (name, bytes) => { fs.writeFileSync(path.join(outDir, name), bytes); return bytes; };
+
+  // --- fix-L3-C64-H2: bf16, official key order, OrderedDict, torch 2.x zip -------------
+  const L3 = buildFixtureModel(FIXTURES.L3);
+  const l3Pth = writePth(L3.tensors, { dtype: 'bf16', dir: 'fix-L3-C64-H2', container: 'OrderedDict', style: 'torch' });
+  write('fix-L3-C64-H2.pth', l3Pth);
+  sameTensors(L3.tensors, readPth(l3Pth), 'fix-L3-C64-H2.pth');
+
+  // Same values as F32 safetensors: sorted key order, block-0 v0/v1/v2 dropped.
+  const l3St = L3.tensors.filter((t) => !/^blocks\.0\.att\.v[012]$/.test(t.name))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  const stBytes = write('fix-L3-C64-H2.f32.safetensors', writeSafetensors(l3St, 'f32', { format: 'pt', source: 'fix-L3-C64-H2.pth' }));
+  sameTensors(l3St, readSafetensors(stBytes), 'fix-L3-C64-H2.f32.safetensors');
+
+  // --- fix-L2-C64-H1.fp16: f16, shuffled keys, plain dict, dir 'fixmodel', old-style zip.
+  // Each block's ln1.weight and ln1.bias are two views of one storage (bias at offset C);
+  // SETITEMS batches of 17 over 69 keys also leave a final single-item SETITEM.
+  const L2 = buildFixtureModel(FIXTURES.L2);
+  const shareWith = {};
+  for (let i = 0; i < FIXTURES.L2.L; i++) shareWith[`blocks.${i}.ln1.bias`] = `blocks.${i}.ln1.weight`;
+  const l2Pth = writePth(shuffled(L2.tensors, 0x5eed0b0e), {
+    dtype: 'f16', dir: 'fixmodel', container: 'dict', style: 'classic', shareWith, batch: 17,
+  });
+  write('fix-L2-C64-H1.fp16.pth', l2Pth);
+  sameTensors(L2.tensors, readPth(l2Pth), 'fix-L2-C64-H1.fp16.pth');
+
+  // --- broken variants of fix-L3 for loader error tests --------------------------------
+  const l3Opts = (dir) => ({ dtype: 'bf16', dir, container: 'OrderedDict', style: 'torch' });
+  write('bad-missing-key.pth', writePth(L3.tensors.filter((t) => t.name !== 'blocks.1.att.key.weight'), l3Opts('bad-missing-key')));
+  const badShape = L3.tensors.map((t) => {
+    if (t.name !== 'blocks.2.ffn.value.weight') return t;
+    const [rows, cols] = t.shape; // (64, 224) -> keep the first 200 columns of each row
+    const data = new Float32Array(rows * 200);
+    for (let r = 0; r < rows; r++) data.set(t.data.subarray(r * cols, r * cols + 200), r * 200);
+    return { name: t.name, shape: [rows, 200], data };
+  });
+  write('bad-shape.pth', writePth(badShape, l3Opts('bad-shape')));
+  write('bad-truncated.pth', l3Pth.subarray(0, Math.floor(l3Pth.length * 0.6)));
+
+  // --- golden runs ----------------------------------------------------------------------
+  const g3 = writeGolden(outDir, 'fix-L3-C64-H2.seq40', 'fix-L3-C64-H2.pth', L3.tensors,
+    fixtureTokens(40, FIXTURES.L3.V, 0x70c3a001, 13, 29));
+  // The safetensors copy (no block-0 v0/v1/v2) must give identical results.
+  const again = runSequence(loadModel(tensorMap(l3St)), JSON.parse(fs.readFileSync(path.join(outDir, 'fix-L3-C64-H2.seq40.json'), 'utf8')).tokens);
+  if (again.logits.some((v, i) => v !== g3.logits[i])) throw new Error('safetensors copy gives different logits');
+  writeGolden(outDir, 'fix-L2-C64-H1.fp16.seq24', 'fix-L2-C64-H1.fp16.pth', L2.tensors,
+    fixtureTokens(24, FIXTURES.L2.V, 0x70c3a002, 5, 18));
+
+  const files = fs.readdirSync(outDir).sort();
+  console.log(`make-fixtures: wrote ${files.length} files to ${outDir}`);
+  return files;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main(process.argv[2]);
+}

@@ -1,0 +1,260 @@
+#include "model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+namespace rwkv {
+namespace {
+
+// Dimensions beyond these are refused: they guard the size arithmetic below and are far
+// above every published model (C 2560, F 10240, V 65536, 32 layers).
+constexpr int64_t kMaxLayers = 1024, kMaxWidth = 65536, kMaxVocab = 1 << 21;
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+  if (exp == 0x1F) {
+    bits = sign | 0x7F800000 | (man << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (man << 13);
+  } else if (man == 0) {
+    bits = sign;
+  } else {  // subnormal: normalise
+    exp = 113;
+    while (!(man & 0x400)) man <<= 1, --exp;
+    bits = sign | (exp << 23) | ((man & 0x3FF) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Element i (in storage order of the view) of tensor t as f32.
+float element(const TensorInfo& t, int64_t offset) {
+  const uint8_t* p = t.data + offset * int64_t(dtype_size(t.dtype));
+  if (t.dtype == DType::F32) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return t.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
+
+// Calls fn(storage offset) for every element of t in row-major order.
+template <typename Fn>
+void for_each_offset(const TensorInfo& t, Fn fn) {
+  const size_t nd = t.shape.size();
+  if (t.numel() == 0) return;
+  std::vector<int64_t> idx(nd, 0);
+  int64_t off = 0;
+  for (;;) {
+    fn(off);
+    size_t d = nd;
+    while (d-- > 0) {
+      if (++idx[d] < t.shape[d]) {
+        off += t.stride[d];
+        break;
+      }
+      off -= (t.shape[d] - 1) * t.stride[d];
+      idx[d] = 0;
+    }
+    if (d == size_t(-1)) return;
+  }
+}
+
+// The shape without its size-1 dimensions: (1, 1, C) and (C) describe the same vector.
+std::vector<int64_t> squeezed(const std::vector<int64_t>& s) {
+  std::vector<int64_t> out;
+  for (int64_t d : s)
+    if (d != 1) out.push_back(d);
+  return out;
+}
+
+class Loader {
+ public:
+  Loader(std::vector<TensorInfo> tensors) : tensors_(std::move(tensors)) {
+    for (const auto& t : tensors_) by_name_[t.name] = &t;
+  }
+
+  const TensorInfo* find(const std::string& name) const {
+    auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+  }
+
+  // The tensor `name` with shape `expect`; vectors may drop size-1 dimensions.
+  const TensorInfo& need(const std::string& name, const std::vector<int64_t>& expect, bool squeeze) const {
+    const TensorInfo* t = find(name);
+    if (!t) throw Error("model file lacks tensor '" + name + "' (expected shape " + shape_string(expect) + ")");
+    const bool ok = squeeze ? squeezed(t->shape) == squeezed(expect) : t->shape == expect;
+    if (!ok)
+      throw Error("tensor '" + name + "': expected shape " + shape_string(expect) + ", found " +
+                  shape_string(t->shape));
+    return *t;
+  }
+
+  // Dimension `dim` of tensor `name`, which must have `rank` dimensions.
+  int64_t dim(const std::string& name, size_t rank, size_t d, int64_t limit) const {
+    const TensorInfo* t = find(name);
+    if (!t) throw Error("model file lacks tensor '" + name + "'; is this an RWKV-7 (x070) checkpoint?");
+    if (t->shape.size() != rank)
+      throw Error("tensor '" + name + "': expected " + std::to_string(rank) + " dimensions, found shape " +
+                  shape_string(t->shape));
+    const int64_t v = t->shape[d];
+    if (v < 1 || v > limit)
+      throw Error("tensor '" + name + "' has shape " + shape_string(t->shape) + ": dimension " + std::to_string(v) +
+                  " is outside the supported range 1.." + std::to_string(limit));
+    return v;
+  }
+
+  int count_layers() const {
+    int64_t n = 0;
+    for (const auto& t : tensors_) {
+      if (t.name.compare(0, 7, "blocks.") != 0) continue;
+      int64_t i = 0;
+      size_t p = 7;
+      while (p < t.name.size() && p < 15 && t.name[p] >= '0' && t.name[p] <= '9') i = i * 10 + (t.name[p++] - '0');
+      if (p == 7 || p >= t.name.size() || t.name[p] != '.') continue;
+      if (i + 1 > kMaxLayers) throw Error("tensor '" + t.name + "': more than " + std::to_string(kMaxLayers) + " layers");
+      n = std::max(n, i + 1);
+    }
+    return int(n);
+  }
+
+ private:
+  std::vector<TensorInfo> tensors_;
+  std::unordered_map<std::string, const TensorInfo*> by_name_;
+};
+
+void check_finite(const TensorInfo& t) {
+  int64_t i = 0;
+  bool bad = false;
+  for_each_offset(t, [&](int64_t off) {
+    if (!bad && !std::isfinite(element(t, off))) bad = true;
+    if (!bad) ++i;
+  });
+  if (bad) throw Error("tensor '" + t.name + "' holds NaN or infinite values (first at element " + std::to_string(i) + ")");
+}
+
+}  // namespace
+
+size_t Model::memory_bytes() const {
+  size_t n = file_.size + vectors_.capacity() * sizeof(float);
+  for (const auto& o : owned_) n += o.size();
+  return n;
+}
+
+std::unique_ptr<Model> Model::load(Bytes file) {
+  std::unique_ptr<Model> m(new Model());
+  m->file_ = std::move(file);
+  const Loader L(read_checkpoint(m->file_.data.get(), m->file_.size));
+
+  if (L.find("blocks.0.att.time_decay") || L.find("blocks.0.att.time_faaaa"))
+    throw Error("this is an RWKV-4/5/6 checkpoint; only RWKV-7 (x070) models are supported");
+
+  Config& c = m->config_;
+  c.n_layer = L.count_layers();
+  if (c.n_layer == 0) throw Error("model file has no 'blocks.N.' tensors; is this an RWKV-7 (x070) checkpoint?");
+  c.V = int(L.dim("emb.weight", 2, 0, kMaxVocab));
+  c.C = int(L.dim("emb.weight", 2, 1, kMaxWidth));
+  c.H = int(L.dim("blocks.0.att.r_k", 2, 0, kMaxWidth));
+  c.N = int(L.dim("blocks.0.att.r_k", 2, 1, kMaxWidth));
+  if (int64_t(c.H) * c.N != c.C)
+    throw Error("tensor 'blocks.0.att.r_k' has shape " + shape_string({c.H, c.N}) + " but heads x head size must equal n_embd " +
+                std::to_string(c.C));
+  c.F = int(L.dim("blocks.0.ffn.key.weight", 2, 0, 8 * kMaxWidth));
+  c.Dw = int(L.dim("blocks.0.att.w1", 2, 1, kMaxWidth));
+  c.Da = int(L.dim("blocks.0.att.a1", 2, 1, kMaxWidth));
+  c.Dg = int(L.dim("blocks.0.att.g1", 2, 1, kMaxWidth));
+  c.Dv = c.n_layer > 1 ? int(L.dim("blocks.1.att.v1", 2, 1, kMaxWidth)) : 0;
+  const int64_t C = c.C;
+
+  // Small tensors become f32 in one buffer, sized up front so pointers stay put.
+  constexpr int kVectorsPerLayer = 19;
+  m->vectors_.reserve(size_t(kVectorsPerLayer * c.n_layer + 4) * C);
+  auto vec = [&](const std::string& name, std::vector<int64_t> shape) -> const float* {
+    const TensorInfo& t = L.need(name, shape, true);
+    check_finite(t);
+    const size_t at = m->vectors_.size();
+    if (at + size_t(t.numel()) > m->vectors_.capacity()) throw Error("internal: vector buffer too small");
+    for_each_offset(t, [&](int64_t off) { m->vectors_.push_back(element(t, off)); });
+    return m->vectors_.data() + at;
+  };
+  // Matrices stay where they are when they can be used in place.
+  auto mat = [&](const std::string& name, int64_t rows, int64_t cols) -> Matrix {
+    const TensorInfo& t = L.need(name, {rows, cols}, false);
+    check_finite(t);
+    Matrix out{t.dtype, int(rows), int(cols), t.data};
+    const size_t align = t.dtype == DType::F32 ? alignof(float) : alignof(uint16_t);
+    if (t.dtype != DType::F16 && t.contiguous() && reinterpret_cast<uintptr_t>(t.data) % align == 0) return out;
+    out.dtype = t.dtype == DType::F16 ? DType::F32 : t.dtype;
+    auto& buf = m->owned_.emplace_back(out.bytes());
+    uint8_t* dst = buf.data();
+    for_each_offset(t, [&](int64_t off) {
+      if (out.dtype == DType::F32) {
+        const float f = element(t, off);
+        std::memcpy(dst, &f, 4), dst += 4;
+      } else {
+        std::memcpy(dst, t.data + off * 2, 2), dst += 2;
+      }
+    });
+    out.data = buf.data();
+    return out;
+  };
+
+  Weights& w = m->weights_;
+  w.emb = mat("emb.weight", c.V, C);
+  w.ln0_w = vec("blocks.0.ln0.weight", {C});
+  w.ln0_b = vec("blocks.0.ln0.bias", {C});
+  w.ln_out_w = vec("ln_out.weight", {C});
+  w.ln_out_b = vec("ln_out.bias", {C});
+  w.head = mat("head.weight", c.V, C);
+  for (int i = 0; i < c.n_layer; ++i) {
+    const std::string b = "blocks." + std::to_string(i) + ".";
+    const std::string a = b + "att.";
+    LayerWeights& l = w.layers.emplace_back();
+    const std::vector<int64_t> mix{1, 1, C};
+    l.ln1_w = vec(b + "ln1.weight", {C});
+    l.ln1_b = vec(b + "ln1.bias", {C});
+    l.ln2_w = vec(b + "ln2.weight", {C});
+    l.ln2_b = vec(b + "ln2.bias", {C});
+    l.x_r = vec(a + "x_r", mix);
+    l.x_w = vec(a + "x_w", mix);
+    l.x_k = vec(a + "x_k", mix);
+    l.x_v = vec(a + "x_v", mix);
+    l.x_a = vec(a + "x_a", mix);
+    l.x_g = vec(a + "x_g", mix);
+    l.w0 = vec(a + "w0", mix);
+    l.a0 = vec(a + "a0", mix);
+    l.k_k = vec(a + "k_k", mix);
+    l.k_a = vec(a + "k_a", mix);
+    l.r_k = vec(a + "r_k", {c.H, c.N});
+    l.w1 = mat(a + "w1", C, c.Dw);
+    l.w2 = mat(a + "w2", c.Dw, C);
+    l.a1 = mat(a + "a1", C, c.Da);
+    l.a2 = mat(a + "a2", c.Da, C);
+    l.g1 = mat(a + "g1", C, c.Dg);
+    l.g2 = mat(a + "g2", c.Dg, C);
+    if (i > 0) {  // layer 0 takes v as v_first and never uses v0/v1/v2, present or not
+      l.v0 = vec(a + "v0", mix);
+      l.v1 = mat(a + "v1", C, c.Dv);
+      l.v2 = mat(a + "v2", c.Dv, C);
+    } else {
+      l.v0 = nullptr;
+    }
+    l.receptance = mat(a + "receptance.weight", C, C);
+    l.key = mat(a + "key.weight", C, C);
+    l.value = mat(a + "value.weight", C, C);
+    l.output = mat(a + "output.weight", C, C);
+    l.ln_x_w = vec(a + "ln_x.weight", {C});
+    l.ln_x_b = vec(a + "ln_x.bias", {C});
+    l.ffn_x_k = vec(b + "ffn.x_k", mix);
+    l.ffn_key = mat(b + "ffn.key.weight", c.F, C);
+    l.ffn_value = mat(b + "ffn.value.weight", C, c.F);
+  }
+  return m;
+}
+
+}  // namespace rwkv

@@ -1,0 +1,69 @@
+#pragma once
+// An RWKV-7 (x070) model: dimensions read from the checkpoint, weights kept as views
+// into the file's bytes (bf16 stays bf16, f32 stays f32). Immutable once loaded, so
+// one Model can serve any number of States.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bytes.h"
+#include "kernels.h"
+
+namespace rwkv {
+
+struct Config {
+  int n_layer = 0;
+  int C = 0;          // n_embd
+  int H = 0, N = 0;   // heads, head size (H * N == C)
+  int F = 0;          // ffn width
+  int V = 0;          // vocabulary size
+  int Dw = 0, Da = 0, Dv = 0, Dg = 0;  // low-rank sizes of the w, a, v, g paths
+  // Floats per layer in a State: att_x_prev (C), S (H, N, N), ffn_x_prev (C).
+  size_t layer_state_size() const { return size_t(2) * C + size_t(H) * N * N; }
+  size_t state_size() const { return size_t(n_layer) * layer_state_size(); }
+};
+
+struct LayerWeights {
+  const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;              // (C)
+  const float *x_r, *x_w, *x_k, *x_v, *x_a, *x_g;          // (C) token-shift mixes
+  const float *w0, *a0, *v0, *k_k, *k_a;                   // (C); v0 unused in layer 0
+  const float* r_k;                                        // (H, N)
+  Matrix w1, w2, a1, a2, v1, v2, g1, g2;                   // (C, D) and (D, C), used as x @ m
+  Matrix receptance, key, value, output;                   // (C, C), y = W x
+  const float *ln_x_w, *ln_x_b;                            // (C) GroupNorm over H groups
+  const float* ffn_x_k;                                    // (C)
+  Matrix ffn_key;                                          // (F, C)
+  Matrix ffn_value;                                        // (C, F)
+};
+
+struct Weights {
+  Matrix emb;                       // (V, C)
+  const float *ln0_w, *ln0_b;       // (C)
+  std::vector<LayerWeights> layers; // (n_layer)
+  const float *ln_out_w, *ln_out_b; // (C)
+  Matrix head;                      // (V, C)
+};
+
+class Model {
+ public:
+  // Builds a model from a checkpoint (.pth or .safetensors) held in `file`, which the
+  // model keeps: weights stay views into it. Throws rwkv::Error naming the key, the
+  // expected and the found shape on any mismatch.
+  static std::unique_ptr<Model> load(Bytes file);
+
+  const Config& config() const { return config_; }
+  const Weights& weights() const { return weights_; }
+  DType weight_dtype() const { return weights_.head.dtype; }
+  // Bytes held: the file plus whatever had to be converted (f16 -> f32, small vectors).
+  size_t memory_bytes() const;
+
+ private:
+  Model() = default;
+  Bytes file_;
+  std::vector<float> vectors_;              // small (C)-sized tensors, as f32
+  std::vector<std::vector<uint8_t>> owned_; // matrices converted at load (f16, strided, misaligned)
+  Config config_;
+  Weights weights_;
+};
+
+}  // namespace rwkv

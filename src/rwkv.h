@@ -1,0 +1,69 @@
+#pragma once
+// Running an RWKV-7 model: the State (one flat float buffer, SPEC §6 layout) and the
+// Runner (scratch buffers sized once from the config; step and parallel prefill).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model.h"
+
+namespace rwkv {
+
+// The recurrent state of one sequence. Layout, per layer in order:
+//   att_x_prev (C), wkv S (H, N, N) as [head][value p][key q], ffn_x_prev (C).
+// All zeros is the initial state. The buffer can be saved, restored and compared as is.
+class State {
+ public:
+  explicit State(const Config& c) : c_(c), data_(c.state_size(), 0.0f) {}
+  float* data() { return data_.data(); }
+  const float* data() const { return data_.data(); }
+  size_t size() const { return data_.size(); }
+  const Config& config() const { return c_; }
+  void reset() { std::fill(data_.begin(), data_.end(), 0.0f); }
+  float* att_x_prev(int layer) { return data_.data() + layer * c_.layer_state_size(); }
+  float* wkv(int layer) { return att_x_prev(layer) + c_.C; }
+  float* ffn_x_prev(int layer) { return wkv(layer) + size_t(c_.H) * c_.N * c_.N; }
+
+ private:
+  Config c_;
+  std::vector<float> data_;  // (n_layer, layer_state_size)
+};
+
+// Evaluates a model on states. Holds the scratch memory for chunks of up to
+// `max_chunk` tokens; not thread-safe (use one Runner per thread). The model must
+// outlive the runner.
+class Runner {
+ public:
+  explicit Runner(const Model& model, int max_chunk = 64);
+
+  // RNN mode: feeds one token, returns its logits (V), valid until the next call.
+  std::span<const float> step(State& state, int32_t token);
+
+  // GPT mode: feeds tokens in chunks of max_chunk, each chunk's projections computed as
+  // matrix products. Returns the last token's logits (V), valid until the next call
+  // (empty if tokens is empty). When all_logits is not null it receives the logits
+  // after every token, tokens.size() rows of V.
+  std::span<const float> prefill(State& state, std::span<const int32_t> tokens, float* all_logits = nullptr);
+
+  const Model& model() const { return model_; }
+
+ private:
+  enum class Logits { None, LastRow, AllRows };
+  // Runs T <= max_chunk tokens; writes the logits of every row into out (T, V)
+  // (AllRows), of the last row into logits_ (LastRow), or none.
+  void forward(State& state, const int32_t* tokens, int T, Logits want, float* out);
+
+  const Model& model_;
+  const Config c_;
+  const int max_chunk_;
+  // Scratch, each (max_chunk, width):
+  std::vector<float> x_, xn_;                    // (T, C) residual stream, its norm
+  std::vector<float> xr_, xw_, xk_, xv_, xa_, xg_;  // (T, C) token-shifted inputs
+  std::vector<float> r_, w_, k_, v_, a_, g_, kk_;   // (T, C)
+  std::vector<float> v_first_, y_, tmp_;            // (T, C)
+  std::vector<float> lora_;                         // (T, max(Dw, Da, Dv, Dg))
+  std::vector<float> hidden_;                       // (T, F)
+  std::vector<float> logits_;                       // (V)
+};
+
+}  // namespace rwkv

@@ -1,0 +1,102 @@
+#pragma once
+// The small SIMD vocabulary the kernels are written against, mapped to wasm SIMD128,
+// AVX2(+FMA), SSE2, or plain scalar code. `vf` holds kLanes floats.
+#include <cstdint>
+#include <cstring>
+
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#define RWKV_SIMD "wasm-simd128"
+#elif defined(__AVX2__)
+#include <immintrin.h>
+#define RWKV_SIMD "avx2"
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#define RWKV_SIMD "sse2"
+#else
+#define RWKV_SIMD "scalar"
+#endif
+
+namespace rwkv::simd {
+
+#if defined(__wasm_simd128__)
+using vf = v128_t;
+constexpr int kLanes = 4;
+inline vf load(const float* p) { return wasm_v128_load(p); }
+inline void store(float* p, vf v) { wasm_v128_store(p, v); }
+inline vf splat(float x) { return wasm_f32x4_splat(x); }
+inline vf add(vf a, vf b) { return wasm_f32x4_add(a, b); }
+inline vf sub(vf a, vf b) { return wasm_f32x4_sub(a, b); }
+inline vf mul(vf a, vf b) { return wasm_f32x4_mul(a, b); }
+inline vf madd(vf a, vf b, vf c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }  // a*b + c
+inline vf load_bf16(const uint16_t* p) {  // kLanes bf16 -> f32: the bits move to the high half
+  return wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p)), 16);
+}
+inline float hsum(vf v) {
+  v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(v, 0);
+}
+#elif defined(__AVX2__)
+using vf = __m256;
+constexpr int kLanes = 8;
+inline vf load(const float* p) { return _mm256_loadu_ps(p); }
+inline void store(float* p, vf v) { _mm256_storeu_ps(p, v); }
+inline vf splat(float x) { return _mm256_set1_ps(x); }
+inline vf add(vf a, vf b) { return _mm256_add_ps(a, b); }
+inline vf sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+inline vf mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+#if defined(__FMA__)
+inline vf madd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+#else
+inline vf madd(vf a, vf b, vf c) { return _mm256_add_ps(_mm256_mul_ps(a, b), c); }
+#endif
+inline vf load_bf16(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline float hsum(vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+#elif defined(__SSE2__)
+using vf = __m128;
+constexpr int kLanes = 4;
+inline vf load(const float* p) { return _mm_loadu_ps(p); }
+inline void store(float* p, vf v) { _mm_storeu_ps(p, v); }
+inline vf splat(float x) { return _mm_set1_ps(x); }
+inline vf add(vf a, vf b) { return _mm_add_ps(a, b); }
+inline vf sub(vf a, vf b) { return _mm_sub_ps(a, b); }
+inline vf mul(vf a, vf b) { return _mm_mul_ps(a, b); }
+inline vf madd(vf a, vf b, vf c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
+inline vf load_bf16(const uint16_t* p) {
+  const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h));
+}
+inline float hsum(vf v) {
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
+  return _mm_cvtss_f32(v);
+}
+#else
+struct vf { float x; };
+constexpr int kLanes = 1;
+inline vf load(const float* p) { return {*p}; }
+inline void store(float* p, vf v) { *p = v.x; }
+inline vf splat(float x) { return {x}; }
+inline vf add(vf a, vf b) { return {a.x + b.x}; }
+inline vf sub(vf a, vf b) { return {a.x - b.x}; }
+inline vf mul(vf a, vf b) { return {a.x * b.x}; }
+inline vf madd(vf a, vf b, vf c) { return {a.x * b.x + c.x}; }
+inline vf load_bf16(const uint16_t* p) {
+  uint32_t bits = uint32_t(*p) << 16;
+  vf v;
+  std::memcpy(&v.x, &bits, 4);
+  return v;
+}
+inline float hsum(vf v) { return v.x; }
+#endif
+
+}  // namespace rwkv::simd

@@ -1,0 +1,295 @@
+#include "tensor.h"
+
+#include <algorithm>
+#include <limits>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "bytes.h"
+#include "pickle.h"
+#include "zip.h"
+
+namespace rwkv {
+
+bool TensorInfo::contiguous() const {
+  int64_t expect = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    if (shape[d] != 1 && stride[d] != expect) return false;
+    expect *= shape[d];
+  }
+  return true;
+}
+
+int64_t TensorInfo::numel() const {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+namespace {
+
+constexpr int kMaxDims = 8;
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+
+// Checks a view (offset, shape, stride) of a storage of `numel` elements: every index the
+// view can address must lie inside the storage, with no overflow along the way.
+void check_view(const std::string& name, int64_t numel, int64_t offset, const std::vector<int64_t>& shape,
+                const std::vector<int64_t>& stride) {
+  auto bad = [&](const std::string& why) { throw Error("tensor '" + name + "': " + why); };
+  if (shape.size() > kMaxDims) bad("has " + std::to_string(shape.size()) + " dimensions");
+  if (offset < 0 || offset > numel) bad("storage offset " + std::to_string(offset) + " is outside its storage");
+  // An empty tensor reads nothing; otherwise the furthest element is
+  // offset + sum((shape[d] - 1) * stride[d]), which must stay below numel.
+  for (int64_t n : shape)
+    if (n < 0 || n > kMaxDim) bad("dimension " + std::to_string(n) + " is out of range");
+  for (int64_t n : shape)
+    if (n == 0) return;
+  int64_t last = offset;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (stride[d] < 0) bad("negative stride");
+    const int64_t span = shape[d] - 1;
+    if (span > 0 && stride[d] > (numel - 1 - last) / span)
+      bad("shape " + shape_string(shape) + " with its strides reaches past the end of its storage of " +
+          std::to_string(numel) + " elements");
+    last += span * stride[d];
+  }
+  if (last >= numel) bad("storage of " + std::to_string(numel) + " elements is too small for its shape");
+}
+
+std::vector<TensorInfo> read_pth(const uint8_t* data, size_t size) {
+  const auto entries = read_zip(data, size);
+  const ZipEntry* pkl = nullptr;
+  for (const auto& e : entries) {
+    const std::string& n = e.name;
+    if (n.size() >= 8 && n.compare(n.size() - 8, 8, "data.pkl") == 0 &&
+        (n.size() == 8 || n[n.size() - 9] == '/')) {
+      pkl = &e;
+      break;
+    }
+  }
+  if (!pkl) throw Error("not a PyTorch checkpoint: the zip archive holds no data.pkl");
+  const std::string dir = pkl->name.substr(0, pkl->name.size() - 8);  // "<dir>/" or ""
+  std::unordered_map<std::string, const ZipEntry*> blobs;
+  for (const auto& e : entries)
+    if (e.name.compare(0, dir.size() + 5, dir + "data/") == 0) blobs[e.name.substr(dir.size() + 5)] = &e;
+
+  std::vector<TensorInfo> out;
+  for (auto& t : read_state_dict_pickle(pkl->data, pkl->size)) {
+    auto it = blobs.find(t.storage_key);
+    if (it == blobs.end())
+      throw Error("tensor '" + t.name + "': its storage " + dir + "data/" + t.storage_key + " is missing from the archive");
+    const uint64_t elem = dtype_size(t.dtype);
+    if (uint64_t(t.storage_numel) > it->second->size / elem)
+      throw Error("tensor '" + t.name + "': storage " + t.storage_key + " should hold " +
+                  std::to_string(t.storage_numel) + " elements but has " + std::to_string(it->second->size) +
+                  " bytes");
+    check_view(t.name, t.storage_numel, t.offset, t.shape, t.stride);
+    out.push_back({std::move(t.name), t.dtype, std::move(t.shape), std::move(t.stride),
+                   it->second->data + t.offset * elem});
+  }
+  return out;
+}
+
+// A JSON reader for the safetensors header: objects, arrays, strings, integers.
+class Json {
+ public:
+  struct Node {
+    enum class Kind { Null, Bool, Number, String, Array, Object } kind = Kind::Null;
+    std::string str;
+    int64_t num = 0;
+    std::vector<std::pair<std::string, Node>> members;  // Object
+    std::vector<Node> elements;                         // Array
+    const Node* get(std::string_view key) const {
+      for (auto& [k, v] : members)
+        if (k == key) return &v;
+      return nullptr;
+    }
+  };
+  explicit Json(std::string_view text) : s_(text) {}
+  Node parse() {
+    Node n = value(0);
+    ws();
+    if (i_ != s_.size()) fail("trailing characters");
+    return n;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& msg) const {
+    throw Error("safetensors header: invalid JSON at byte " + std::to_string(i_) + ": " + msg);
+  }
+  void ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
+  }
+  char peek() {
+    ws();
+    if (i_ >= s_.size()) fail("unexpected end");
+    return s_[i_];
+  }
+  void expect(char c) {
+    if (peek() != c) fail(std::string("expected '") + c + "'");
+    ++i_;
+  }
+  Node value(int depth) {
+    if (depth > 16) fail("nested too deeply");
+    Node n;
+    const char c = peek();
+    if (c == '{') {
+      n.kind = Node::Kind::Object;
+      ++i_;
+      if (peek() == '}') return ++i_, n;
+      for (;;) {
+        std::string k = string();
+        expect(':');
+        n.members.emplace_back(std::move(k), value(depth + 1));
+        if (peek() == ',') { ++i_; continue; }
+        expect('}');
+        return n;
+      }
+    }
+    if (c == '[') {
+      n.kind = Node::Kind::Array;
+      ++i_;
+      if (peek() == ']') return ++i_, n;
+      for (;;) {
+        n.elements.push_back(value(depth + 1));
+        if (peek() == ',') { ++i_; continue; }
+        expect(']');
+        return n;
+      }
+    }
+    if (c == '"') {
+      n.kind = Node::Kind::String;
+      n.str = string();
+      return n;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      n.kind = Node::Kind::Number;
+      const bool neg = c == '-';
+      if (neg) ++i_;
+      if (i_ >= s_.size() || s_[i_] < '0' || s_[i_] > '9') fail("bad number");
+      uint64_t v = 0;
+      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') {
+        if (v > (uint64_t(1) << 60)) fail("number too large");
+        v = v * 10 + uint64_t(s_[i_++] - '0');
+      }
+      if (i_ < s_.size() && (s_[i_] == '.' || s_[i_] == 'e' || s_[i_] == 'E')) fail("non-integer number");
+      n.num = neg ? -int64_t(v) : int64_t(v);
+      return n;
+    }
+    for (auto [word, kind] : {std::pair{"true", Node::Kind::Bool}, {"false", Node::Kind::Bool}, {"null", Node::Kind::Null}}) {
+      const std::string_view w(word);
+      if (s_.substr(i_, w.size()) == w) {
+        i_ += w.size();
+        n.kind = kind;
+        return n;
+      }
+    }
+    fail("unexpected character");
+  }
+  std::string string() {
+    expect('"');
+    std::string out;
+    for (;;) {
+      if (i_ >= s_.size()) fail("unterminated string");
+      const char c = s_[i_++];
+      if (c == '"') return out;
+      if (c != '\\') { out += c; continue; }
+      if (i_ >= s_.size()) fail("unterminated escape");
+      const char e = s_[i_++];
+      switch (e) {
+        case '"': case '\\': case '/': out += e; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          if (i_ + 4 > s_.size()) fail("short \\u escape");
+          unsigned cp = 0;
+          for (int k = 0; k < 4; ++k) {
+            const char h = s_[i_++];
+            cp = cp * 16 + (h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 99u);
+            if (cp > 0xFFFF) fail("bad \\u escape");
+          }
+          // Names are compared as bytes; a BMP code point is enough for tensor names.
+          if (cp < 0x80) out += char(cp);
+          else if (cp < 0x800) out += char(0xC0 | (cp >> 6)), out += char(0x80 | (cp & 0x3F));
+          else out += char(0xE0 | (cp >> 12)), out += char(0x80 | ((cp >> 6) & 0x3F)), out += char(0x80 | (cp & 0x3F));
+          break;
+        }
+        default: fail("bad escape");
+      }
+    }
+  }
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
+std::vector<TensorInfo> read_safetensors(const uint8_t* data, size_t size) {
+  Reader r(data, size, "safetensors file");
+  const uint64_t header_len = r.le<uint64_t>();
+  if (header_len > r.remaining())
+    r.fail("header of " + std::to_string(header_len) + " bytes is longer than the file (truncated download?)");
+  const Json::Node root = Json(r.str(header_len)).parse();
+  if (root.kind != Json::Node::Kind::Object) throw Error("safetensors header is not a JSON object");
+  const uint8_t* base = data + 8 + header_len;
+  const uint64_t data_size = size - 8 - header_len;
+  std::vector<TensorInfo> out;
+  for (const auto& [name, node] : root.members) {
+    if (name == "__metadata__") continue;
+    auto bad = [&](const std::string& why) { throw Error("safetensors tensor '" + name + "': " + why); };
+    const auto* dt = node.get("dtype");
+    const auto* shape = node.get("shape");
+    const auto* offs = node.get("data_offsets");
+    if (!dt || !shape || !offs || dt->kind != Json::Node::Kind::String || shape->kind != Json::Node::Kind::Array ||
+        offs->kind != Json::Node::Kind::Array || offs->elements.size() != 2)
+      bad("needs dtype, shape and data_offsets");
+    DType dtype;
+    if (dt->str == "F32") dtype = DType::F32;
+    else if (dt->str == "F16") dtype = DType::F16;
+    else if (dt->str == "BF16") dtype = DType::BF16;
+    else bad("dtype " + dt->str + " is not supported (F32, F16 and BF16 are)");
+    TensorInfo t{name, dtype, {}, {}, nullptr};
+    for (const auto& d : shape->elements) {
+      if (d.kind != Json::Node::Kind::Number) bad("shape holds a non-integer");
+      t.shape.push_back(d.num);
+    }
+    if (t.shape.size() > kMaxDims) bad("has too many dimensions");
+    t.stride.assign(t.shape.size(), 1);
+    int64_t numel = 1;
+    for (size_t d = t.shape.size(); d-- > 0;) {
+      if (t.shape[d] < 0 || t.shape[d] > kMaxDim) bad("dimension " + std::to_string(t.shape[d]) + " is out of range");
+      t.stride[d] = numel;
+      numel *= t.shape[d];
+      if (numel > kMaxDim) bad("shape " + shape_string(t.shape) + " is too large");
+    }
+    const int64_t begin = offs->elements[0].num, end = offs->elements[1].num;
+    if (begin < 0 || end < begin || uint64_t(end) > data_size)
+      bad("data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] lie outside the " +
+          std::to_string(data_size) + " data bytes (truncated download?)");
+    if (uint64_t(end - begin) != uint64_t(numel) * dtype_size(dtype))
+      bad("shape " + shape_string(t.shape) + " needs " + std::to_string(numel * int64_t(dtype_size(dtype))) +
+          " bytes but data_offsets give " + std::to_string(end - begin));
+    t.data = base + begin;
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<TensorInfo> read_checkpoint(const uint8_t* data, size_t size) {
+  if (size >= 4 && std::memcmp(data, "PK\x03\x04", 4) == 0) return read_pth(data, size);
+  if (size >= 9 && data[8] == '{') return read_safetensors(data, size);
+  if (size >= 2 && std::memcmp(data, "PK", 2) == 0) return read_pth(data, size);
+  throw Error("unrecognised model file: neither a PyTorch .pth (zip) nor a .safetensors file" +
+              std::string(size == 0 ? " (it is empty)" : ""));
+}
+
+}  // namespace rwkv

@@ -1,0 +1,33 @@
+#pragma once
+// Named tensors as found in a checkpoint file: views into the file's bytes.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rwkv {
+
+enum class DType : uint8_t { F32, F16, BF16 };
+
+inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+inline const char* dtype_name(DType t) { return t == DType::F32 ? "F32" : t == DType::F16 ? "F16" : "BF16"; }
+
+struct TensorInfo {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;   // outermost first
+  std::vector<int64_t> stride;  // in elements, same length as shape
+  const uint8_t* data;          // element [0,...,0] (storage base + storage offset)
+  // Every element index (sum of index*stride) lies in [0, extent): checked by the readers
+  // against the storage size, so any view within the shape and strides is safe to read.
+  bool contiguous() const;
+  int64_t numel() const;
+};
+
+std::string shape_string(const std::vector<int64_t>& shape);
+
+// Reads the tensors of a checkpoint held in memory: a PyTorch `.pth` zip archive or a
+// `.safetensors` file, told apart by their first bytes. The results point into `data`,
+// which must outlive them. Throws rwkv::Error naming what is wrong.
+std::vector<TensorInfo> read_checkpoint(const uint8_t* data, size_t size);
+
+}  // namespace rwkv
