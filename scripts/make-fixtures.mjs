@@ -21,7 +21,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { loadModel, runSequence } from '../tests/reference/rwkv7.mjs';
 
 // ---------------------------------------------------------------------------
@@ -190,7 +190,7 @@ function initRange(name, shape) {
   const leaf = name.replace(/^blocks\.\d+\./, '');
   const fanIn = (s) => Math.sqrt(3 / s); // U(-a, a) with std 1/sqrt(s)
   if (leaf === 'emb.weight') return [-1, 1];
-  if (/(^|\.)ln(0|1|2|_out|_x)\.weight$/.test(leaf) || leaf === 'ln_out.weight') return [0.8, 1.2];
+  if (/(^|\.)ln(0|1|2|_out|_x)\.weight$/.test(leaf)) return [0.8, 1.2]; // LayerNorm / GroupNorm
   if (/\.bias$/.test(leaf)) return [-0.1, 0.1];
   if (/^(att|ffn)\.x_[rwkvag]$/.test(leaf)) return [0, 1]; // token-shift mix factors
   switch (leaf) {
@@ -676,6 +676,7 @@ const f32Bytes = (f32) => {
 /**
  * Runs the reference over `tokens` and writes RUN.json / RUN.logits.f32 / RUN.state.f32
  * into outDir. `modelFile` is the model's file name (same folder).
+ * Returns {logits: Float32Array, state: Float32Array, argmax, files: [3 file names]}.
  */
 export function writeGolden(outDir, run, modelFile, tensors, tokens) {
   const model = loadModel(tensorMap(tensors));
@@ -687,10 +688,11 @@ export function writeGolden(outDir, run, modelFile, tensors, tokens) {
     argmax,
     state_floats: state.length,
   };
-  fs.writeFileSync(path.join(outDir, `${run}.json`), JSON.stringify(json, null, 1));
-  fs.writeFileSync(path.join(outDir, `${run}.logits.f32`), f32Bytes(logits));
-  fs.writeFileSync(path.join(outDir, `${run}.state.f32`), f32Bytes(state));
-  return { logits, state, argmax };
+  const files = [`${run}.json`, `${run}.logits.f32`, `${run}.state.f32`];
+  fs.writeFileSync(path.join(outDir, files[0]), JSON.stringify(json, null, 1));
+  fs.writeFileSync(path.join(outDir, files[1]), f32Bytes(logits));
+  fs.writeFileSync(path.join(outDir, files[2]), f32Bytes(state));
+  return { logits, state, argmax, files };
 }
 
 // ---------------------------------------------------------------------------
@@ -707,9 +709,11 @@ function sameTensors(a, b, label) {
   }
 }
 
+/** Writes every fixture into outDir; returns the list of file names written. */
 export function main(outDir = 'build/fixtures') {
   fs.mkdirSync(outDir, { recursive: true });
-  const write = (name, bytes) => { fs.writeFileSync(path.join(outDir, name), bytes); return bytes; };
+  const written = [];
+  const write = (name, bytes) => { fs.writeFileSync(path.join(outDir, name), bytes); written.push(name); return bytes; };
 
   // --- fix-L3-C64-H2: bf16, official key order, OrderedDict, torch 2.x zip -------------
   const L3 = buildFixtureModel(FIXTURES.L3);
@@ -749,17 +753,17 @@ export function main(outDir = 'build/fixtures') {
   write('bad-truncated.pth', l3Pth.subarray(0, Math.floor(l3Pth.length * 0.6)));
 
   // --- golden runs ----------------------------------------------------------------------
-  const g3 = writeGolden(outDir, 'fix-L3-C64-H2.seq40', 'fix-L3-C64-H2.pth', L3.tensors,
-    fixtureTokens(40, FIXTURES.L3.V, 0x70c3a001, 13, 29));
+  const l3Tokens = fixtureTokens(40, FIXTURES.L3.V, 0x70c3a001, 13, 29); // 0 at 13, V-1 at 29
+  const g3 = writeGolden(outDir, 'fix-L3-C64-H2.seq40', 'fix-L3-C64-H2.pth', L3.tensors, l3Tokens);
   // The safetensors copy (no block-0 v0/v1/v2) must give identical results.
-  const again = runSequence(loadModel(tensorMap(l3St)), JSON.parse(fs.readFileSync(path.join(outDir, 'fix-L3-C64-H2.seq40.json'), 'utf8')).tokens);
+  const again = runSequence(loadModel(tensorMap(l3St)), l3Tokens);
   if (again.logits.some((v, i) => v !== g3.logits[i])) throw new Error('safetensors copy gives different logits');
-  writeGolden(outDir, 'fix-L2-C64-H1.fp16.seq24', 'fix-L2-C64-H1.fp16.pth', L2.tensors,
-    fixtureTokens(24, FIXTURES.L2.V, 0x70c3a002, 5, 18));
+  const g2 = writeGolden(outDir, 'fix-L2-C64-H1.fp16.seq24', 'fix-L2-C64-H1.fp16.pth', L2.tensors,
+    fixtureTokens(24, FIXTURES.L2.V, 0x70c3a002, 5, 18)); // 0 at 5, V-1 at 18
 
-  const files = fs.readdirSync(outDir).sort();
-  console.log(`make-fixtures: wrote ${files.length} files to ${outDir}`);
-  return files;
+  written.push(...g3.files, ...g2.files);
+  console.log(`make-fixtures: wrote ${written.length} files to ${outDir}`);
+  return written;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -241,7 +241,9 @@ std::vector<TensorInfo> read_safetensors(const uint8_t* data, size_t size) {
   const uint8_t* base = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
   std::vector<TensorInfo> out;
-  for (const auto& [name, node] : root.members) {
+  for (const auto& member : root.members) {
+    const std::string& name = member.first;
+    const Json::Node& node = member.second;
     if (name == "__metadata__") continue;
     auto bad = [&](const std::string& why) { throw Error("safetensors tensor '" + name + "': " + why); };
     const auto* dt = node.get("dtype");
@@ -250,7 +252,7 @@ std::vector<TensorInfo> read_safetensors(const uint8_t* data, size_t size) {
     if (!dt || !shape || !offs || dt->kind != Json::Node::Kind::String || shape->kind != Json::Node::Kind::Array ||
         offs->kind != Json::Node::Kind::Array || offs->elements.size() != 2)
       bad("needs dtype, shape and data_offsets");
-    DType dtype;
+    DType dtype = DType::F32;
     if (dt->str == "F32") dtype = DType::F32;
     else if (dt->str == "F16") dtype = DType::F16;
     else if (dt->str == "BF16") dtype = DType::BF16;

@@ -1,0 +1,75 @@
+// Loads the wasm core (build/wasm/rwkv.js + rwkv.wasm) and moves model bytes into its
+// heap. The lowest layer of the JS library: everything above talks to the Embind
+// classes `Model` and `State` through the helpers here.
+
+const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
+
+/** Where the built glue and wasm live, relative to this file. */
+export const defaultWasmBase = new URL('../build/wasm/', import.meta.url);
+
+/**
+ * Instantiates the wasm core. In Node the glue's own loader cannot fetch the wasm
+ * (Node 20's fetch rejects file paths), so the bytes are read here and handed over.
+ * @param {{wasmBase?: URL|string}} [options]
+ */
+export async function loadCore(options = {}) {
+  const base = new URL(options.wasmBase ?? defaultWasmBase);
+  if (!isNode) throw new Error('loadCore: the browser loader lives in js/worker.mjs');
+  const [{ createRequire }, { readFile }, { fileURLToPath }] = await Promise.all([
+    import('node:module'), import('node:fs/promises'), import('node:url')]);
+  const gluePath = fileURLToPath(new URL('rwkv.js', base));
+  let factory;
+  try {
+    factory = createRequire(import.meta.url)(gluePath);
+  } catch (err) {
+    throw new Error(`the wasm core is not built (${gluePath} is missing): run \`npm run build\``, { cause: err });
+  }
+  const wasmBinary = await readFile(new URL('rwkv.wasm', base));
+  return factory({ wasmBinary });
+}
+
+/**
+ * Copies a model file into the wasm heap chunk by chunk and builds the model there.
+ * `chunks` is an async iterable of Uint8Array whose lengths add up to `size`; at no
+ * point does a second full copy of the file exist. The core takes the bytes over.
+ * @returns the Embind Model (call .delete() when done)
+ */
+export async function modelFromChunks(core, chunks, size, onProgress) {
+  const ptr = core._malloc(size);
+  if (!ptr) throw Object.assign(new Error(`out of memory: cannot place a ${size}-byte model in the wasm heap (wasm32 addresses at most 4 GB)`), { name: 'OutOfMemory' });
+  let done = 0;
+  try {
+    for await (const chunk of chunks) {
+      if (done + chunk.length > size) throw new Error(`model source delivered more than the announced ${size} bytes`);
+      core.HEAPU8.set(chunk, ptr + done);  // HEAPU8 is re-read: the heap may have grown
+      done += chunk.length;
+      onProgress?.(done, size);
+    }
+    if (done !== size) throw new Error(`model source ended after ${done} of ${size} bytes (truncated download?)`);
+  } catch (err) {
+    core._free(ptr);
+    throw err;
+  }
+  return core.Model.fromHeap(ptr, size);  // owns ptr from here on, even when it throws
+}
+
+/** Node: reads a model file from disk straight into the heap. */
+export async function modelFromFile(core, path, onProgress) {
+  const { open } = await import('node:fs/promises');
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    async function* chunks() {
+      const buf = new Uint8Array(Math.min(size, 8 << 20) || 1);
+      for (let pos = 0; pos < size;) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        yield buf.subarray(0, bytesRead);
+      }
+    }
+    return await modelFromChunks(core, chunks(), size, onProgress);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the native tree (build/native: tests, tools) and the wasm tree (build/wasm:
+# rwkv.js + rwkv.wasm for the JS library, and the tests as wasm). Pass "native" or
+# "wasm" to build only one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-all}"
+jobs="$(nproc)"
+launcher=()
+command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+# Debian's emscripten runs Debian's acorn during -O3 links; Node must find it.
+export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
+
+if [ "$what" = all ] || [ "$what" = native ]; then
+  [ -f build/native/CMakeCache.txt ] || cmake -S . -B build/native -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
+  cmake --build build/native -j "$jobs"
+fi
+if [ "$what" = all ] || [ "$what" = wasm ]; then
+  # Node 20 rejects the --experimental-wasm-threads flag emcmake puts in the test emulator.
+  [ -f build/wasm/CMakeCache.txt ] || emcmake cmake -S . -B build/wasm -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
+    "-DCMAKE_CROSSCOMPILING_EMULATOR=$(command -v node);--no-experimental-fetch" >/dev/null
+  cmake --build build/wasm -j "$jobs"
+fi

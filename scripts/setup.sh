@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need, where it is missing (Debian bookworm):
+# cmake, g++, ccache, Catch2, Emscripten; with --browser also Chromium for the page tests;
+# and the npm packages of package.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=()
+need() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
+need cmake cmake
+need g++ g++
+need ccache ccache
+need em++ emscripten
+need clang++ clang
+[ -f /usr/include/catch2/catch.hpp ] || want+=(catch2)
+if [ "${1:-}" = "--browser" ]; then need chromium chromium; fi
+
+if [ ${#want[@]} -gt 0 ]; then
+  echo "setup: installing ${want[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+fi
+
+if [ -f package-lock.json ] && [ ! -d node_modules ] && grep -q '"dependencies"\|"devDependencies"' package.json; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
