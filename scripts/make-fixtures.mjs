@@ -710,6 +710,50 @@ function sameTensors(a, b, label) {
 }
 
 /** Writes every fixture into outDir; returns the list of file names written. */
+/**
+ * A vocabulary file in the format of rwkv_vocab_v20230424.txt (`ID REPR LEN`, Python
+ * str or bytes literals) with V - 1 entries: ids 1..256 are the bytes 0..255 written as
+ * the official file writes them, then multi-byte tokens with quotes, escapes, UTF-8 and
+ * a partial UTF-8 sequence, so greedy longest match has real choices to make.
+ */
+export function fixtureVocab(V) {
+  const pyStr = (s) => {
+    const q = s.includes("'") && !s.includes('"') ? '"' : "'";
+    let out = '';
+    for (const ch of s) {
+      const c = ch.codePointAt(0);
+      if (ch === '\\') out += '\\\\';
+      else if (ch === q) out += '\\' + q;
+      else if (ch === '\n') out += '\\n';
+      else if (ch === '\t') out += '\\t';
+      else if (ch === '\r') out += '\\r';
+      else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
+      else out += ch;
+    }
+    return q + out + q;
+  };
+  const lines = [];
+  for (let b = 0; b < 256; b++) {
+    const repr = b < 128 ? pyStr(String.fromCharCode(b)) : `b'\\x${b.toString(16).padStart(2, '0')}'`;
+    lines.push(`${b + 1} ${repr} 1`);
+  }
+  const words = ['\n\n', 'User', 'Assistant', ': ', ' the', 'the', 'th', 'he', 'hello', ' world', "it's", '"quoted"',
+    'back\\slash', '\t\t', '中', '中文', 'é', '👍', 'aa', 'aaaa', 'aaaaaaaa', ' a', 'in', 'ing', ' is', 'er', 'on',
+    'an', ' of', ' and', 're', 'at', 'en', 'es', 'ed', 'or', 'to', ' to', 'll', '\x00\x01', 'ab\rc'];
+  let id = 257;
+  for (const w of words) {
+    if (id >= V) break;
+    lines.push(`${id++} ${pyStr(w)} ${Buffer.byteLength(w)}`);
+  }
+  const partial = [[0xe4, 0xb8], [0xf0, 0x9f, 0x91]];  // incomplete UTF-8 as bytes literals
+  for (const p of partial) {
+    if (id >= V) break;
+    lines.push(`${id++} b'${p.map((b) => '\\x' + b.toString(16)).join('')}' ${p.length}`);
+  }
+  for (let n = 0; id < V; n++) lines.push(`${id++} ${pyStr('tok' + n)} ${3 + String(n).length}`);
+  return lines.join('\n') + '\n';
+}
+
 export function main(outDir = 'build/fixtures') {
   fs.mkdirSync(outDir, { recursive: true });
   const written = [];
@@ -760,6 +804,9 @@ export function main(outDir = 'build/fixtures') {
   if (again.logits.some((v, i) => v !== g3.logits[i])) throw new Error('safetensors copy gives different logits');
   const g2 = writeGolden(outDir, 'fix-L2-C64-H1.fp16.seq24', 'fix-L2-C64-H1.fp16.pth', L2.tensors,
     fixtureTokens(24, FIXTURES.L2.V, 0x70c3a002, 5, 18)); // 0 at 5, V-1 at 18
+
+  // A small vocabulary in the official format for the 300-token fixture model.
+  write('fix-vocab-300.txt', fixtureVocab(FIXTURES.L3.V));
 
   written.push(...g3.files, ...g2.files);
   console.log(`make-fixtures: wrote ${written.length} files to ${outDir}`);

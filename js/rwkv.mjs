@@ -1,0 +1,211 @@
+// rwkv-web: the public API. Models live in a worker (Web Worker / worker_threads), so the
+// calling thread never blocks; every method here is a message to it.
+//
+//   const model = await load('model.pth', { vocab: 'rwkv_vocab_v20230424.txt', onProgress });
+//   const chat = await model.createSession();
+//   for await (const piece of chat.generate('User: hi\n\nAssistant:', { stop: ['\n\n'] })) ...
+import { Client, spawnWorker } from './protocol.mjs';
+import { describeSource } from './sources.mjs';
+import { AbortError, InvalidArgumentError, WorkerCrashedError } from './errors.mjs';
+
+export * from './errors.mjs';
+export { clearCache } from './sources.mjs';
+
+const workerUrl = new URL('./worker.mjs', import.meta.url);
+
+/** Sampling defaults as RWKV chat users know them (SPEC §5). */
+export const defaultGenerateOptions = Object.freeze({
+  maxTokens: 200, temperature: 1.0, topP: 0.3, topK: 0, minP: 0,
+  presencePenalty: 0.5, frequencyPenalty: 0.5, penaltyDecay: 0.996,
+  stop: [], stopTokens: [], seed: undefined,
+});
+
+function progressReporter(onProgress) {
+  if (!onProgress) return undefined;
+  return (event, data) => {
+    if (event !== 'progress') return;
+    const seconds = data.elapsedMs / 1000;
+    const rate = seconds > 0 ? data.loaded / seconds : 0;
+    onProgress({ ...data, fraction: data.total ? data.loaded / data.total : 0, bytesPerSecond: rate,
+      secondsLeft: rate > 0 ? (data.total - data.loaded) / rate : Infinity });
+  };
+}
+
+/**
+ * Loads a model (official .pth or .safetensors) into a new worker.
+ * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
+ *   ArrayBuffer is handed over to the worker (detached here: no second copy).
+ * @param options {vocab, onProgress, signal, cache, cacheDir, wasmBase}
+ */
+export async function load(source, options = {}) {
+  const model = new Model(describeSource(source), options);
+  await model.ready;
+  return model;
+}
+
+export class Model {
+  #client = null;
+  #source;
+  #options;
+  #info = null;
+  #sessions = new Set();
+  ready;
+
+  constructor(source, options) {
+    this.#source = source;
+    this.#options = options;
+    this.ready = this.#start(options.signal, options.onProgress);
+  }
+
+  async #start(signal, onProgress) {
+    const client = new Client(await spawnWorker(workerUrl));
+    const { onProgress: _p, signal: _s, vocab, ...rest } = this.#options;
+    try {
+      this.#info = await client.call('loadModel', {
+        source: this.#source, vocab: vocab ? describeSource(vocab) : undefined, options: rest,
+      }, { signal, onEvent: progressReporter(onProgress), transfer: this.#source.bytes ? [this.#source.bytes] : [] });
+    } catch (err) {
+      client.terminate();
+      throw err;
+    }
+    this.#client = client;
+  }
+
+  /** Dimensions read from the file: {nLayer, nEmbd, nHead, headSize, ffnSize, vocabSize, lora*, stateSize, dtype, memoryBytes}. */
+  get config() { return this.#info.config; }
+  get name() { return this.#info.name; }
+  get hasVocab() { return this.#info.hasVocab; }
+
+  /** Sends one request; after a worker crash, the worker and the model are brought back first. */
+  async call(verb, args, opts) {
+    if (!this.#client) throw new InvalidArgumentError('the model is disposed');
+    if (this.#client.dead) {
+      for (const s of this.#sessions) s._lost();
+      this.#sessions.clear();
+      this.ready = this.#start();
+      await this.ready;
+    }
+    return this.#client.call(verb, { modelId: this.#info.modelId, ...args }, opts);
+  }
+
+  async createSession() {
+    const { sessionId } = await this.call('createSession');
+    const s = new Session(this, sessionId);
+    this.#sessions.add(s);
+    return s;
+  }
+  _forget(session) { this.#sessions.delete(session); }
+
+  /** Text to token ids with the model's vocabulary. */
+  tokenize(text) { return this.call('tokenize', { text }); }
+  /** Token ids to text (invalid UTF-8 shown as U+FFFD). */
+  detokenize(tokens) { return this.call('detokenize', { tokens: Array.from(tokens) }); }
+  /** One draw from logits with the given sampling options (seeded when options.seed is set). */
+  sample(logits, options = {}) { return this.call('sample', { logits: Float32Array.from(logits), options }); }
+  /** Worker memory: {wasmHeapBytes, models, sessions}. */
+  memory() { return this.call('memory'); }
+
+  /** Ends the worker; the model and its sessions can no longer be used. */
+  async dispose() {
+    const c = this.#client;
+    this.#client = null;
+    c?.terminate();
+  }
+}
+
+export class Session {
+  #model;
+  #id;
+  #lost = false;
+  #busy = false;
+
+  constructor(model, id) {
+    this.#model = model;
+    this.#id = id;
+  }
+
+  _lost() { this.#lost = true; }
+
+  #call(verb, args = {}, opts) {
+    if (this.#lost) return Promise.reject(new WorkerCrashedError('the worker crashed and was restarted; this session\'s state is gone: create a new session'));
+    if (this.#id === null) return Promise.reject(new InvalidArgumentError('the session is disposed'));
+    return this.#model.call(verb, { sessionId: this.#id, ...args }, opts);
+  }
+
+  get model() { return this.#model; }
+
+  /** Feeds tokens in parallel mode; resolves to the last token's logits (Float32Array). */
+  prefill(tokens) { return this.#call('prefill', { tokens: Array.from(tokens) }); }
+  /** Feeds one token; resolves to its logits. */
+  step(token) { return this.#call('step', { token }); }
+  /** Back to the zero state. */
+  reset() { return this.#call('resetSession'); }
+  /** A new session with a copy of this one's state. */
+  async fork() {
+    const { sessionId } = await this.#call('forkSession');
+    return new Session(this.#model, sessionId);
+  }
+  /** The state as bytes with a header naming the model's shape (see docs/state-format.md). */
+  async saveState() { return new Uint8Array(await this.#call('saveState')); }
+  /** Replaces the state with saved bytes; refuses a state of another model shape. */
+  restoreState(bytes) { return this.#call('restoreState', { bytes: bytes instanceof ArrayBuffer ? bytes : new Uint8Array(bytes) }); }
+  async dispose() {
+    if (this.#id === null) return;
+    const id = this.#id;
+    this.#id = null;
+    this.#model._forget(this);
+    if (!this.#lost) await this.#model.call('deleteSession', { sessionId: id }).catch(() => {});
+  }
+
+  /**
+   * Generates text after `prompt` (a string, or token ids), continuing this session's
+   * state. Returns an async iterable of text pieces; `.result` resolves to the summary
+   * {text, tokens, promptTokens, stopReason, prefillMs, decodeMs, totalMs, tokensPerSecond}
+   * and `.text()` to the whole text. Options: see defaultGenerateOptions, plus `signal`.
+   */
+  generate(prompt, options = {}) {
+    const { signal, ...rest } = options;
+    const opts = { ...defaultGenerateOptions, ...rest };
+    const queue = [];
+    let wake = null, finished = false, failure = null;
+    const push = () => { wake?.(); wake = null; };
+    const result = this.#call('generate', { prompt: typeof prompt === 'string' ? prompt : Array.from(prompt), options: opts }, {
+      signal,
+      onEvent: (event, data) => {
+        if (event === 'text') {
+          queue.push(data.text);
+          push();
+        }
+      },
+    }).then((summary) => {
+      finished = true;
+      push();
+      if (signal?.aborted) throw new AbortError('generation was aborted');
+      return summary;
+    }, (err) => {
+      finished = true;
+      failure = err;
+      push();
+      throw err;
+    });
+    result.catch(() => {});  // reported through the iterator or .result
+    return {
+      result,
+      async text() {
+        await result;
+        return (await result).text;
+      },
+      async *[Symbol.asyncIterator]() {
+        for (;;) {
+          while (queue.length) yield queue.shift();
+          if (finished) {
+            if (failure) throw failure;
+            await result;
+            return;
+          }
+          await new Promise((r) => { wake = r; });
+        }
+      },
+    };
+  }
+}

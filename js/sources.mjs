@@ -1,0 +1,182 @@
+// Where model and vocabulary bytes come from: a URL (fetch, streamed, optionally
+// cached), a File/Blob, an ArrayBuffer/typed array, or (Node) a file path. Each is
+// opened as {size, chunks} so the caller can write the chunks straight to their final
+// place (the wasm heap) without a second copy of the file.
+import { AbortError, LoadError } from './errors.mjs';
+
+const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
+const CACHE_NAME = 'rwkv-web-files-v1';
+
+/** The forms a source can take after crossing postMessage. */
+export function describeSource(source) {
+  if (typeof source === 'string' || source instanceof URL) {
+    const s = String(source);
+    return /^(https?|blob|data):/i.test(s) || !isNode ? { url: new URL(s, globalThis.location?.href).href } : { path: s };
+  }
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return { blob: source, name: source.name };
+  if (source instanceof ArrayBuffer) return { bytes: source };
+  if (ArrayBuffer.isView(source)) {
+    const copy = source.buffer.slice(source.byteOffset, source.byteOffset + source.byteLength);
+    return { bytes: copy };
+  }
+  if (source && typeof source === 'object' && ('url' in source || 'path' in source || 'bytes' in source || 'blob' in source)) return source;
+  throw new TypeError('source must be a URL, a file path (Node), a File/Blob, an ArrayBuffer or a typed array');
+}
+
+async function* streamChunks(stream, signal) {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      if (signal?.aborted) throw new AbortError('the download was aborted');
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock?.();
+    if (signal?.aborted) stream.cancel?.().catch(() => {});
+  }
+}
+
+async function openPath(path, signal) {
+  const { open } = await import('node:fs/promises');
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw new LoadError(`cannot open ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
+  }
+  const { size } = await fh.stat();
+  async function* chunks() {
+    try {
+      const buf = new Uint8Array(Math.max(1, Math.min(size, 4 << 20)));
+      for (let pos = 0; pos < size;) {
+        if (signal?.aborted) throw new AbortError('reading the file was aborted');
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+        if (bytesRead === 0) throw new LoadError(`${path} shrank while it was read`);
+        pos += bytesRead;
+        yield buf.subarray(0, bytesRead);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  return { size, chunks: chunks(), name: path.split(/[\\/]/).pop() };
+}
+
+// ---- caches: a file is stored only once it is complete and of the announced size.
+
+async function nodeCacheDir(options) {
+  const os = await import('node:os');
+  const path = await import('node:path');
+  return options.cacheDir ?? process.env.RWKV_WEB_CACHE ?? path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'rwkv-web');
+}
+
+async function nodeCachePath(url, options) {
+  const { createHash } = await import('node:crypto');
+  const path = await import('node:path');
+  const name = url.split('?')[0].split('/').pop().replace(/[^\w.-]/g, '_').slice(-80);
+  return path.join(await nodeCacheDir(options), `${createHash('sha256').update(url).digest('hex').slice(0, 16)}-${name}`);
+}
+
+/** Node: passes chunks through while writing them to `file.part`, renamed to `file` when complete. */
+async function* teeToFile(chunks, file, size) {
+  const fs = await import('node:fs/promises');
+  const path = await import('node:path');
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const part = `${file}.${process.pid}.part`;
+  const fh = await fs.open(part, 'w');
+  let done = 0, ok = false;
+  try {
+    for await (const c of chunks) {
+      await fh.write(c);
+      done += c.length;
+      yield c;
+    }
+    ok = done === size;
+  } finally {
+    await fh.close();
+    if (ok) await fs.rename(part, file);
+    else await fs.rm(part, { force: true });
+  }
+}
+
+async function openUrl(url, options, signal) {
+  const useCache = options.cache !== false;
+  if (useCache && isNode && url.startsWith('http')) {
+    const file = await nodeCachePath(url, options);
+    const { existsSync } = await import('node:fs');
+    if (existsSync(file)) return { ...(await openPath(file, signal)), cached: true, name: url.split('/').pop() };
+  }
+  let cache = null;
+  if (useCache && !isNode && typeof caches !== 'undefined' && url.startsWith('http')) {
+    cache = await caches.open(CACHE_NAME).catch(() => null);
+    const hit = await cache?.match(url);
+    const size = Number(hit?.headers.get('content-length'));
+    if (hit?.body && size > 0) return { size, chunks: streamChunks(hit.body, signal), cached: true, name: url.split('/').pop() };
+  }
+  let res;
+  try {
+    res = await fetch(url, { signal });
+  } catch (err) {
+    if (signal?.aborted) throw new AbortError('the download was aborted');
+    throw new LoadError(`cannot download ${url}: ${err.message}`, { cause: err });
+  }
+  if (!res.ok) throw new LoadError(`cannot download ${url}: HTTP ${res.status} ${res.statusText}`);
+  const length = Number(res.headers.get('content-length'));
+  const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  const name = url.split('?')[0].split('/').pop();
+  if (!(length > 0) || encoded) {
+    // Size unknown before the end: gather the body (a temporary second copy, the only case).
+    const bytes = await res.arrayBuffer();
+    return { size: bytes.byteLength, chunks: (async function* () { yield new Uint8Array(bytes); })(), name };
+  }
+  let body = res.body;
+  if (cache) {
+    const [mine, forCache] = body.tee();
+    body = mine;
+    const headers = { 'content-length': String(length), 'content-type': 'application/octet-stream' };
+    // Cache.put settles only when the whole body arrived; an aborted download stores nothing.
+    cache.put(url, new Response(forCache, { headers })).catch(() => {});
+  }
+  let chunks = streamChunks(body, signal);
+  if (useCache && isNode && url.startsWith('http')) chunks = teeToFile(chunks, await nodeCachePath(url, options), length);
+  return { size: length, chunks, name };
+}
+
+/**
+ * Opens a described source. Returns {size, chunks: AsyncIterable<Uint8Array>, name, cached}.
+ * options: {cache: boolean (default true), cacheDir (Node)}
+ */
+export async function openSource(desc, options = {}, signal) {
+  if (desc.path) return openPath(desc.path, signal);
+  if (desc.url) return openUrl(desc.url, options, signal);
+  if (desc.blob) return { size: desc.blob.size, chunks: streamChunks(desc.blob.stream(), signal), name: desc.name ?? desc.blob.name };
+  if (desc.bytes) {
+    const bytes = desc.bytes instanceof ArrayBuffer ? new Uint8Array(desc.bytes) : desc.bytes;
+    return { size: bytes.byteLength, chunks: (async function* () { yield bytes; })(), name: desc.name };
+  }
+  throw new TypeError('unknown source');
+}
+
+/** Reads a whole (small) source, e.g. a vocabulary, into one Uint8Array. */
+export async function readSource(desc, options, signal) {
+  const { size, chunks } = await openSource(desc, options, signal);
+  const out = new Uint8Array(size);
+  let n = 0;
+  for await (const c of chunks) {
+    out.set(c, n);
+    n += c.length;
+  }
+  return out;
+}
+
+/** Removes cached downloads (Node cache folder or the browser's Cache API store). */
+export async function clearCache(options = {}) {
+  if (isNode) {
+    const fs = await import('node:fs/promises');
+    await fs.rm(await nodeCacheDir(options), { recursive: true, force: true });
+  } else if (typeof caches !== 'undefined') {
+    await caches.delete(CACHE_NAME);
+  }
+}

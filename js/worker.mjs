@@ -1,0 +1,288 @@
+// The worker: owns the wasm core, the loaded models and the sessions' states. Speaks
+// the protocol of protocol.mjs; the same file runs as a Web Worker and as a Node
+// worker_threads worker. Long loops yield between tokens so cancel messages get in.
+import { serve, selfEndpoint } from './protocol.mjs';
+import { openSource, readSource } from './sources.mjs';
+import { AbortError, BusyError, InvalidArgumentError, ModelFormatError, OutOfMemoryError, VocabError, RwkvError } from './errors.mjs';
+import { STATE_MAGIC, STATE_VERSION, STATE_HEADER_BYTES } from './state-format.mjs';
+
+const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
+
+async function instantiate(wasmBase) {
+  if (isNode) return (await import('./core.mjs')).loadCore({ wasmBase });
+  const base = new URL(wasmBase ?? '../build/wasm/', import.meta.url);
+  const factory = (await import(new URL('rwkv.web.mjs', base).href)).default;
+  return factory({ locateFile: (f) => new URL(f, base).href });
+}
+
+let core = null;
+const models = new Map();    // id -> {model, tokenizer, config}
+const sessions = new Map();  // id -> {modelId, state, busy}
+let nextId = 1;
+
+// The core reports its failures as Error{name: 'RwkvError' | 'OutOfMemory'}: give them a type.
+function typed(err, Kind = InvalidArgumentError) {
+  if (err instanceof RwkvError) return err;
+  if (err?.name === 'OutOfMemory' || err instanceof RangeError || /out of memory|Cannot enlarge memory|allocation failed/i.test(err?.message ?? ''))
+    return new OutOfMemoryError(`out of memory: ${err.message}. The model and its states must fit in the 4 GB a wasm32 module can address; try a smaller model or fewer sessions.`);
+  if (err?.name === 'RwkvError') return new Kind(err.message);
+  return err;
+}
+
+const yieldToEvents = isNode
+  ? () => new Promise((r) => setImmediate(r))
+  : (() => {  // a MessageChannel round trip: unlike setTimeout, never clamped to 4 ms
+      const ch = new MessageChannel();
+      const queue = [];
+      ch.port1.onmessage = () => queue.shift()?.();
+      return () => new Promise((r) => { queue.push(r); ch.port2.postMessage(0); });
+    })();
+
+function getModel(id) {
+  const m = models.get(id);
+  if (!m) throw new InvalidArgumentError(`no model with id ${id} (it was unloaded?)`);
+  return m;
+}
+function getSession(id, { idle = true } = {}) {
+  const s = sessions.get(id);
+  if (!s) throw new InvalidArgumentError(`no session with id ${id} (it was deleted?)`);
+  if (idle && s.busy) throw new BusyError(`session ${id} is generating; wait for it or abort it first`);
+  return s;
+}
+function tokenizerOf(m) {
+  if (!m.tokenizer) throw new VocabError('this model has no vocabulary: pass `vocab` to load() (models with 256 tokens are byte-level and need none)');
+  return m.tokenizer;
+}
+function checkTokens(tokens, V) {
+  const arr = Int32Array.from(tokens ?? [], (t) => {
+    if (!Number.isInteger(t) || t < 0 || t >= V) throw new InvalidArgumentError(`token id ${t} is out of range for a vocabulary of ${V}`);
+    return t;
+  });
+  return arr;
+}
+
+const handlers = {
+  async init({ wasmBase }) {
+    core ??= await instantiate(wasmBase);
+    return { simd: core.simd() };
+  },
+
+  async loadModel({ source, vocab, options = {} }, ctx) {
+    core ??= await instantiate(options.wasmBase);
+    const opened = await openSource(source, options, ctx.signal);
+    const ptr = core._malloc(opened.size);
+    if (!ptr) throw new OutOfMemoryError(`out of memory: a ${(opened.size / 2 ** 20).toFixed(0)} MB model does not fit in the wasm heap (wasm32 addresses at most 4 GB)`);
+    let done = 0, lastEmit = 0;
+    const started = Date.now();
+    try {
+      for await (const chunk of opened.chunks) {
+        if (done + chunk.length > opened.size) throw new ModelFormatError(`the source delivered more than the announced ${opened.size} bytes`);
+        core.HEAPU8.set(chunk, ptr + done);
+        done += chunk.length;
+        const now = Date.now();
+        if (now - lastEmit > 100 || done === opened.size) {
+          lastEmit = now;
+          ctx.emit('progress', { loaded: done, total: opened.size, elapsedMs: now - started, cached: !!opened.cached });
+        }
+      }
+      if (done !== opened.size) throw new ModelFormatError(`the model file ended after ${done} of ${opened.size} bytes (truncated download?)`);
+    } catch (err) {
+      core._free(ptr);
+      throw err;
+    }
+    let model;
+    try {
+      model = core.Model.fromHeap(ptr, opened.size);  // owns ptr from here, even on error
+    } catch (err) {
+      throw typed(err, ModelFormatError);
+    }
+    const config = model.config();
+    let tokenizer = null;
+    try {
+      if (vocab) tokenizer = core.Tokenizer.fromVocab(await readSource(vocab, options, ctx.signal));
+      else if (config.vocabSize === 256) tokenizer = core.Tokenizer.byteLevel();
+    } catch (err) {
+      model.delete();
+      throw typed(err, VocabError);
+    }
+    if (tokenizer && tokenizer.vocabSize() > config.vocabSize) {
+      const n = tokenizer.vocabSize();
+      tokenizer.delete();
+      model.delete();
+      throw new VocabError(`the vocabulary has ${n} tokens but the model only ${config.vocabSize}: wrong vocabulary file?`);
+    }
+    const id = nextId++;
+    models.set(id, { model, tokenizer, config });
+    return { modelId: id, config, name: opened.name, hasVocab: !!tokenizer };
+  },
+
+  unloadModel({ modelId }) {
+    const m = getModel(modelId);
+    for (const [sid, s] of sessions) if (s.modelId === modelId) handlers.deleteSession({ sessionId: sid });
+    m.tokenizer?.delete();
+    m.model.delete();
+    models.delete(modelId);
+  },
+
+  createSession({ modelId }) {
+    const m = getModel(modelId);
+    let state;
+    try {
+      state = m.model.newState();
+    } catch (err) {
+      throw typed(err);
+    }
+    const id = nextId++;
+    sessions.set(id, { modelId, state, busy: false });
+    return { sessionId: id };
+  },
+
+  deleteSession({ sessionId }) {
+    const s = sessions.get(sessionId);
+    if (!s) return;
+    s.abort?.abort();
+    s.state.delete();
+    sessions.delete(sessionId);
+  },
+
+  resetSession({ sessionId }) {
+    getSession(sessionId).state.reset();
+  },
+
+  forkSession({ sessionId }) {
+    const s = getSession(sessionId);
+    const { sessionId: id } = handlers.createSession({ modelId: s.modelId });
+    sessions.get(id).state.copyFrom(s.state);
+    return { sessionId: id };
+  },
+
+  saveState({ sessionId }, ctx) {
+    const s = getSession(sessionId);
+    const c = getModel(s.modelId).config;
+    const data = s.state.data();
+    const out = new ArrayBuffer(STATE_HEADER_BYTES + data.byteLength);
+    const head = new DataView(out);
+    STATE_MAGIC.split('').forEach((ch, i) => head.setUint8(i, ch.charCodeAt(0)));
+    [STATE_VERSION, c.nLayer, c.nEmbd, c.nHead, c.headSize, data.length].forEach((v, i) => head.setUint32(8 + 4 * i, v, true));
+    new Float32Array(out, STATE_HEADER_BYTES).set(data);
+    ctx.transfer([out]);
+    return out;
+  },
+
+  restoreState({ sessionId, bytes }) {
+    const s = getSession(sessionId);
+    const c = getModel(s.modelId).config;
+    const buf = bytes instanceof ArrayBuffer ? bytes : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    if (buf.byteLength < STATE_HEADER_BYTES) throw new InvalidArgumentError(`a saved state has at least ${STATE_HEADER_BYTES} bytes; got ${buf.byteLength}`);
+    const head = new DataView(buf);
+    const magic = String.fromCharCode(...new Uint8Array(buf, 0, 8));
+    if (magic !== STATE_MAGIC) throw new InvalidArgumentError('these bytes are not a saved rwkv-web state');
+    const [version, nLayer, nEmbd, nHead, headSize, count] = [0, 1, 2, 3, 4, 5].map((i) => head.getUint32(8 + 4 * i, true));
+    if (version !== STATE_VERSION) throw new InvalidArgumentError(`saved state version ${version} is not supported (expected ${STATE_VERSION})`);
+    if (nLayer !== c.nLayer || nEmbd !== c.nEmbd || nHead !== c.nHead || headSize !== c.headSize)
+      throw new InvalidArgumentError(`the saved state is for a model with ${nLayer} layers, n_embd ${nEmbd}, ${nHead} heads of ${headSize}; this model has ${c.nLayer}, ${c.nEmbd}, ${c.nHead} of ${c.headSize}`);
+    if (count !== c.stateSize || buf.byteLength !== STATE_HEADER_BYTES + 4 * count)
+      throw new InvalidArgumentError('the saved state is truncated or has extra bytes');
+    s.state.data().set(new Float32Array(buf, STATE_HEADER_BYTES, count));
+  },
+
+  tokenize({ modelId, text }) {
+    try {
+      return Array.from(tokenizerOf(getModel(modelId)).encode(text));
+    } catch (err) {
+      throw typed(err);
+    }
+  },
+
+  detokenize({ modelId, tokens }) {
+    const m = getModel(modelId);
+    try {
+      return tokenizerOf(m).decode(checkTokens(tokens, m.config.vocabSize));
+    } catch (err) {
+      throw typed(err);
+    }
+  },
+
+  prefill({ sessionId, tokens }, ctx) {
+    const s = getSession(sessionId);
+    const m = getModel(s.modelId);
+    try {
+      const logits = m.model.prefill(s.state, checkTokens(tokens, m.config.vocabSize)).slice();
+      ctx.transfer([logits.buffer]);
+      return logits;
+    } catch (err) {
+      throw typed(err);
+    }
+  },
+
+  step({ sessionId, token }, ctx) {
+    const s = getSession(sessionId);
+    const m = getModel(s.modelId);
+    try {
+      const logits = m.model.step(s.state, checkTokens([token], m.config.vocabSize)[0]).slice();
+      ctx.transfer([logits.buffer]);
+      return logits;
+    } catch (err) {
+      throw typed(err);
+    }
+  },
+
+  sample({ logits, options = {} }) {
+    try {
+      return core.sampleOnce(Float32Array.from(logits), options);
+    } catch (err) {
+      throw typed(err);
+    }
+  },
+
+  async generate({ sessionId, prompt, options = {} }, ctx) {
+    const s = getSession(sessionId);
+    const m = getModel(s.modelId);
+    const tok = tokenizerOf(m);
+    let gen;
+    const started = performance.now();
+    s.busy = true;
+    try {
+      const promptIds = typeof prompt === 'string' ? tok.encode(prompt) : checkTokens(prompt, m.config.vocabSize);
+      try {
+        gen = m.model.generator(s.state, tok, promptIds, options);
+      } catch (err) {
+        throw typed(err);
+      }
+      let prefillMs = 0, tokens = 0, reason = null;
+      const pieces = [];
+      for (;;) {
+        if (ctx.signal.aborted) { reason = 'aborted'; break; }
+        const r = gen.next();
+        if (tokens === 0) prefillMs = performance.now() - started;
+        if (r.token >= 0) tokens++;
+        if (r.text) {
+          pieces.push(r.text);
+          ctx.emit('text', { text: r.text, token: r.token });
+        }
+        if (r.done) { reason = r.reason; break; }
+        await yieldToEvents();
+      }
+      const rest = gen.finish();  // held-back text (a partial stop-string match or UTF-8 tail)
+      if (rest && reason !== 'stop') {
+        pieces.push(rest);
+        ctx.emit('text', { text: rest, token: -1 });
+      }
+      const totalMs = performance.now() - started;
+      const decodeMs = totalMs - prefillMs;
+      return {
+        text: pieces.join(''), promptTokens: promptIds.length, tokens, stopReason: reason,
+        prefillMs, decodeMs, totalMs, tokensPerSecond: tokens > 1 ? (tokens - 1) / (decodeMs / 1000) : 0,
+      };
+    } finally {
+      gen?.delete();
+      s.busy = false;
+    }
+  },
+
+  memory() {
+    return { wasmHeapBytes: core ? core.HEAPU8.length : 0, models: models.size, sessions: sessions.size };
+  },
+};
+
+serve(await selfEndpoint(), handlers);

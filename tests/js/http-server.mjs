@@ -1,0 +1,31 @@
+// A local HTTP server for the tests: serves files from a folder, counts requests, and
+// can send bodies slowly (?slow=MS per 64 KiB chunk) or fail (?status=404).
+import http from 'node:http';
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+
+export async function startServer(dir) {
+  const counts = new Map();
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://localhost');
+    counts.set(url.pathname, (counts.get(url.pathname) ?? 0) + 1);
+    const file = path.join(dir, decodeURIComponent(url.pathname));
+    const status = Number(url.searchParams.get('status') ?? 200);
+    if (status !== 200 || !file.startsWith(dir) || !existsSync(file)) {
+      res.writeHead(status === 200 ? 404 : status).end('not here');
+      return;
+    }
+    const body = readFileSync(file);
+    const slow = Number(url.searchParams.get('slow') ?? 0);
+    res.writeHead(200, { 'content-length': body.length, 'content-type': 'application/octet-stream' });
+    if (!slow) return res.end(body);
+    for (let i = 0; i < body.length && !res.destroyed; i += 65536) {
+      res.write(body.subarray(i, i + 65536));
+      await new Promise((r) => setTimeout(r, slow));
+    }
+    res.end();
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return { base, counts, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
+}
