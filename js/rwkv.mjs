@@ -138,8 +138,16 @@ export class Session {
   prefill(tokens) { return this.#call('prefill', { tokens: Array.from(tokens) }); }
   /** Feeds one token; resolves to its logits. */
   step(token) { return this.#call('step', { token }); }
-  /** Back to the zero state. */
+  /** Back to the initial state: zero, or the state file loaded with loadStateFile(). */
   reset() { return this.#call('resetSession'); }
+  /**
+   * Starts from a state-tuned initial state: a .pth/.safetensors file holding
+   * `blocks.N.att.time_state` (H, N, N) for every layer (URL, path, Blob or bytes).
+   */
+  loadStateFile(source, options = {}) {
+    const { signal, ...rest } = options;
+    return this.#call('loadStateFile', { source: describeSource(source), options: rest }, { signal });
+  }
   /** A new session with a copy of this one's state. */
   async fork() {
     const { sessionId } = await this.#call('forkSession');

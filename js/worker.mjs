@@ -133,7 +133,7 @@ const handlers = {
       throw typed(err);
     }
     const id = nextId++;
-    sessions.set(id, { modelId, state, busy: false });
+    sessions.set(id, { modelId, state, busy: false, initial: null });
     return { sessionId: id };
   },
 
@@ -146,13 +146,29 @@ const handlers = {
   },
 
   resetSession({ sessionId }) {
-    getSession(sessionId).state.reset();
+    const s = getSession(sessionId);
+    if (s.initial) s.state.data().set(s.initial);
+    else s.state.reset();
+  },
+
+  // A state-tuning file becomes the session's state, and the state reset() returns to.
+  async loadStateFile({ sessionId, source, options = {} }, ctx) {
+    const s = getSession(sessionId);
+    const bytes = await readSource(source, options, ctx.signal);
+    try {
+      getModel(s.modelId).model.loadStateFile(s.state, bytes);
+    } catch (err) {
+      throw typed(err, ModelFormatError);
+    }
+    s.initial = s.state.data().slice();
   },
 
   forkSession({ sessionId }) {
     const s = getSession(sessionId);
     const { sessionId: id } = handlers.createSession({ modelId: s.modelId });
-    sessions.get(id).state.copyFrom(s.state);
+    const copy = sessions.get(id);
+    copy.state.copyFrom(s.state);
+    copy.initial = s.initial;
     return { sessionId: id };
   },
 

@@ -805,6 +805,16 @@ export function main(outDir = 'build/fixtures') {
   const g2 = writeGolden(outDir, 'fix-L2-C64-H1.fp16.seq24', 'fix-L2-C64-H1.fp16.pth', L2.tensors,
     fixtureTokens(24, FIXTURES.L2.V, 0x70c3a002, 5, 18)); // 0 at 5, V-1 at 18
 
+  // A state-tuning file for fix-L3: blocks.N.att.time_state (H, N, N), f32.
+  const { L, C, N } = FIXTURES.L3;
+  const stateTensors = [];
+  for (let i = 0; i < L; i++) {
+    const rand = mulberry32(0x57a7e000 + i);
+    const data = new Float32Array(C * N).map(() => rand() * 2 - 1);
+    stateTensors.push({ name: `blocks.${i}.att.time_state`, shape: [C / N, N, N], data });
+  }
+  write('fix-L3-C64-H2.state.pth', writePth(stateTensors, { dtype: 'f32', dir: 'state' }));
+
   // A small vocabulary in the official format for the 300-token fixture model.
   write('fix-vocab-300.txt', fixtureVocab(FIXTURES.L3.V));
 

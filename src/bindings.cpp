@@ -6,6 +6,7 @@
 #include <emscripten/val.h>
 
 #include "rwkv.h"
+#include "state_file.h"
 
 using emscripten::val;
 using namespace rwkv;
@@ -85,6 +86,10 @@ class WasmModel {
   val prefill(WasmState& s, const val& tokens) {
     return guard([&] { return view(runner_.prefill(s.state, tokens_from(tokens))); });
   }
+  // Sets `s` from a state-tuning file (blocks.N.att.time_state) given as bytes.
+  void loadStateFile(WasmState& s, const std::string& bytes) {
+    guard([&] { load_state_file(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), s.state); });
+  }
   // Logits after every token: a (T, V) view, valid until the next call.
   val prefillAll(WasmState& s, const val& tokens) {
     return guard([&] {
@@ -119,5 +124,6 @@ EMSCRIPTEN_BINDINGS(rwkv) {
       .function("newState", &WasmModel::newState, allow_raw_pointers())
       .function("step", &WasmModel::step)
       .function("prefill", &WasmModel::prefill)
-      .function("prefillAll", &WasmModel::prefillAll);
+      .function("prefillAll", &WasmModel::prefillAll)
+      .function("loadStateFile", &WasmModel::loadStateFile);
 }

@@ -11,38 +11,6 @@ namespace {
 // above every published model (C 2560, F 10240, V 65536, 32 layers).
 constexpr int64_t kMaxLayers = 1024, kMaxWidth = 65536, kMaxVocab = 1 << 21;
 
-float f16_to_f32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-  if (exp == 0x1F) {
-    bits = sign | 0x7F800000 | (man << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  } else if (man == 0) {
-    bits = sign;
-  } else {  // subnormal: normalise
-    exp = 113;
-    while (!(man & 0x400)) man <<= 1, --exp;
-    bits = sign | (exp << 23) | ((man & 0x3FF) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-// Element i (in storage order of the view) of tensor t as f32.
-float element(const TensorInfo& t, int64_t offset) {
-  const uint8_t* p = t.data + offset * int64_t(dtype_size(t.dtype));
-  if (t.dtype == DType::F32) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return t.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
-}
-
 // Calls fn(storage offset) for every element of t in row-major order.
 template <typename Fn>
 void for_each_offset(const TensorInfo& t, Fn fn) {
@@ -128,14 +96,33 @@ class Loader {
   std::unordered_map<std::string, const TensorInfo*> by_name_;
 };
 
+// Refuses NaN and infinities. Contiguous tensors are scanned by their exponent bits,
+// which keeps this pass over every weight cheap at load time.
 void check_finite(const TensorInfo& t) {
-  int64_t i = 0;
-  bool bad = false;
-  for_each_offset(t, [&](int64_t off) {
-    if (!bad && !std::isfinite(element(t, off))) bad = true;
-    if (!bad) ++i;
-  });
-  if (bad) throw Error("tensor '" + t.name + "' holds NaN or infinite values (first at element " + std::to_string(i) + ")");
+  int64_t bad = -1;
+  if (t.contiguous() && t.dtype != DType::F32) {
+    const uint16_t mask = t.dtype == DType::BF16 ? 0x7F80 : 0x7C00;
+    const int64_t n = t.numel();
+    for (int64_t i = 0; i < n && bad < 0; ++i) {
+      uint16_t h;
+      std::memcpy(&h, t.data + 2 * i, 2);
+      if ((h & mask) == mask) bad = i;
+    }
+  } else if (t.contiguous()) {
+    const int64_t n = t.numel();
+    for (int64_t i = 0; i < n && bad < 0; ++i) {
+      uint32_t b;
+      std::memcpy(&b, t.data + 4 * i, 4);
+      if ((b & 0x7F800000u) == 0x7F800000u) bad = i;
+    }
+  } else {
+    int64_t i = 0;
+    for_each_offset(t, [&](int64_t off) {
+      if (bad < 0 && !std::isfinite(element_f32(t, off))) bad = i;
+      ++i;
+    });
+  }
+  if (bad >= 0) throw Error("tensor '" + t.name + "' holds NaN or infinite values (first at element " + std::to_string(bad) + ")");
 }
 
 }  // namespace
@@ -179,7 +166,7 @@ std::unique_ptr<Model> Model::load(Bytes file) {
     check_finite(t);
     const size_t at = m->vectors_.size();
     if (at + size_t(t.numel()) > m->vectors_.capacity()) throw Error("internal: vector buffer too small");
-    for_each_offset(t, [&](int64_t off) { m->vectors_.push_back(element(t, off)); });
+    for_each_offset(t, [&](int64_t off) { m->vectors_.push_back(element_f32(t, off)); });
     return m->vectors_.data() + at;
   };
   // Matrices stay where they are when they can be used in place.
@@ -194,7 +181,7 @@ std::unique_ptr<Model> Model::load(Bytes file) {
     uint8_t* dst = buf.data();
     for_each_offset(t, [&](int64_t off) {
       if (out.dtype == DType::F32) {
-        const float f = element(t, off);
+        const float f = element_f32(t, off);
         std::memcpy(dst, &f, 4), dst += 4;
       } else {
         std::memcpy(dst, t.data + off * 2, 2), dst += 2;

@@ -25,6 +25,11 @@ struct TensorInfo {
 
 std::string shape_string(const std::vector<int64_t>& shape);
 
+// IEEE half to float, exactly (subnormals, infinities and NaN included).
+float f16_to_f32(uint16_t h);
+// The element at storage offset `offset` (in elements, from t.data) as float32.
+float element_f32(const TensorInfo& t, int64_t offset);
+
 // Reads the tensors of a checkpoint held in memory: a PyTorch `.pth` zip archive or a
 // `.safetensors` file, told apart by their first bytes. The results point into `data`,
 // which must outlive them. Throws rwkv::Error naming what is wrong.

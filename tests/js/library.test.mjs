@@ -126,3 +126,29 @@ test('errors are typed and the worker stays usable', { skip: skipNoFixtures }, a
   assert.equal((await s.step(1)).length, 300);  // still usable
   await model.dispose();
 });
+
+test('a state-tuning file becomes the session state, laid out [head][value][key]', { skip: skipNoFixtures }, async () => {
+  const { readPth } = await import('../../scripts/make-fixtures.mjs');
+  const file = path.join(fixtureDir, 'fix-L3-C64-H2.state.pth');
+  const tensors = readPth(readFileSync(file));
+  const model = await rwkv.load(modelFile);
+  const c = model.config;
+  const s = await model.createSession();
+  await s.step(5);
+  await s.loadStateFile(file);
+  const saved = await s.saveState();
+  const floats = new Float32Array(saved.buffer, saved.byteOffset + 32, c.stateSize);
+  const layer = 2 * c.nEmbd + c.nHead * c.headSize * c.headSize;
+  for (let i = 0; i < c.nLayer; i++) {
+    const want = tensors.get(`blocks.${i}.att.time_state`).data;
+    assert.deepEqual(floats.subarray(i * layer + c.nEmbd, i * layer + c.nEmbd + want.length), want);
+    assert.ok(floats.subarray(i * layer, i * layer + c.nEmbd).every((v) => v === 0));
+  }
+  const first = await s.step(7);
+  await s.step(8);
+  await s.reset();  // back to the loaded state, not to zeros
+  assert.deepEqual(await s.step(7), first);
+  await assert.rejects(s.loadStateFile(path.join(fixtureDir, 'fix-L2-C64-H1.fp16.pth')),
+    (err) => err instanceof rwkv.ModelFormatError && /time_state/.test(err.message));
+  await model.dispose();
+});
