@@ -2,13 +2,25 @@
 // rwkv-web command line: runs the wasm core under Node.
 //   node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
 import { parseArgs } from 'node:util';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { loadCore, modelFromFile } from './core.mjs';
+import { load, defaultGenerateOptions } from './rwkv.mjs';
 
 const usage = `usage:
   node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
       writes the logits after every token as raw little-endian float32 rows (T x V),
-      and optionally the final state (SPEC layout)`;
+      and optionally the final state (SPEC layout)
+  node js/cli.mjs tokenize --vocab FILE --text TEXT
+      prints the token ids as a JSON array
+  node js/cli.mjs generate --model FILE|URL [--vocab FILE|URL] --prompt TEXT [--max-tokens N]
+      [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--presence-penalty X]
+      [--frequency-penalty X] [--penalty-decay D] [--stop STR]... [--seed S] [--ban ID,ID...]
+      [--state-file FILE] [--no-cache]
+      streams the generated text to stdout
+  node js/cli.mjs chat --model FILE|URL --vocab FILE|URL [sampling options as for generate]
+      interactive chat (User:/Assistant:), the model state kept between turns;
+      /reset starts over, /save FILE and /load FILE keep a conversation's state, /exit ends`;
 
 class UsageError extends Error {}
 
@@ -51,7 +63,134 @@ async function logits(argv) {
   }
 }
 
-const commands = { logits };
+const samplingOptions = {
+  model: { type: 'string' }, vocab: { type: 'string' }, 'max-tokens': { type: 'string' },
+  temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'top-k': { type: 'string' }, 'min-p': { type: 'string' },
+  'presence-penalty': { type: 'string' }, 'frequency-penalty': { type: 'string' }, 'penalty-decay': { type: 'string' },
+  stop: { type: 'string', multiple: true }, seed: { type: 'string' }, 'no-cache': { type: 'boolean' },
+  'state-file': { type: 'string' }, ban: { type: 'string' },
+};
+
+function number(values, name, { integer = false } = {}) {
+  const text = values[name];
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!Number.isFinite(v) || (integer && !Number.isInteger(v))) throw new UsageError(`--${name}: '${text}' is not ${integer ? 'an integer' : 'a number'}`);
+  return v;
+}
+
+function generateOptions(values, defaults = {}) {
+  const opts = { ...defaults };
+  const set = (key, v) => { if (v !== undefined) opts[key] = v; };
+  set('maxTokens', number(values, 'max-tokens', { integer: true }));
+  set('temperature', number(values, 'temperature'));
+  set('topP', number(values, 'top-p'));
+  set('topK', number(values, 'top-k', { integer: true }));
+  set('minP', number(values, 'min-p'));
+  set('presencePenalty', number(values, 'presence-penalty'));
+  set('frequencyPenalty', number(values, 'frequency-penalty'));
+  set('penaltyDecay', number(values, 'penalty-decay'));
+  set('seed', number(values, 'seed', { integer: true }));
+  if (values.ban) opts.bannedTokens = parseTokens(values.ban);
+  if (values.stop) opts.stop = [...(opts.stop ?? []), ...values.stop.map((s) => s.replace(/\\n/g, '\n'))];
+  return opts;
+}
+
+/** A progress bar on stderr for downloads and big files (only on a terminal). */
+function progressBar() {
+  if (!process.stderr.isTTY) return undefined;
+  let shown = false;
+  return (p) => {
+    if (p.total < 32 << 20 && !shown) return;
+    shown = true;
+    const width = 30, filled = Math.round(p.fraction * width);
+    const mb = (n) => (n / 2 ** 20).toFixed(0);
+    const eta = Number.isFinite(p.secondsLeft) ? `${Math.ceil(p.secondsLeft)}s left` : '';
+    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${mb(p.loaded)}/${mb(p.total)} MB ` +
+      `${mb(p.bytesPerSecond)} MB/s ${eta}   ${p.loaded === p.total ? '\n' : ''}`);
+  };
+}
+
+async function openModel(values) {
+  if (!values.model) throw new UsageError('--model is required');
+  return load(values.model, { vocab: values.vocab, cache: !values['no-cache'], onProgress: progressBar() });
+}
+
+async function tokenize(argv) {
+  const { values } = parseArgs({ args: argv, options: { vocab: { type: 'string' }, text: { type: 'string' } } });
+  if (!values.vocab || values.text === undefined) throw new UsageError('--vocab and --text are required');
+  const core = await loadCore();
+  const tok = core.Tokenizer.fromVocab(await readFile(values.vocab));
+  try {
+    console.log(JSON.stringify(Array.from(tok.encode(values.text))));
+  } finally {
+    tok.delete();
+  }
+}
+
+async function generate(argv) {
+  const { values } = parseArgs({ args: argv, options: { ...samplingOptions, prompt: { type: 'string' } } });
+  if (values.prompt === undefined) throw new UsageError('--prompt is required');
+  const opts = generateOptions(values);
+  const model = await openModel(values);
+  const session = await model.createSession();
+  if (values['state-file']) await session.loadStateFile(values['state-file']);
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  const gen = session.generate(values.prompt, { ...opts, signal: ac.signal });
+  try {
+    for await (const piece of gen) process.stdout.write(piece);
+  } catch (err) {
+    if (err.name !== 'AbortError') throw err;
+  }
+  process.stdout.write('\n');
+  const r = await gen.result.catch(() => null);
+  if (r && process.stderr.isTTY)
+    process.stderr.write(`[${r.tokens} tokens, ${r.tokensPerSecond.toFixed(1)} tokens/s, stop: ${r.stopReason}]\n`);
+  await model.dispose();
+}
+
+async function chat(argv) {
+  const { values } = parseArgs({ args: argv, options: samplingOptions });
+  const opts = generateOptions(values, { stop: ['\n\n'], maxTokens: 500 });
+  const model = await openModel(values);
+  if (!model.hasVocab) throw new UsageError('chat needs --vocab (unless the model is byte-level)');
+  const session = await model.createSession();
+  if (values['state-file']) await session.loadStateFile(values['state-file']);
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+  let current = null;  // AbortController of the reply being generated
+  rl.on('SIGINT', () => (current ? current.abort() : rl.close()));
+  const ask = () => new Promise((resolve) => {
+    rl.question('User: ', resolve);
+    rl.once('close', () => resolve(null));
+  });
+  for (;;) {
+    const line = await ask();
+    if (line === null || line.trim() === '/exit') break;
+    const [cmd, arg] = line.trim().split(/\s+/, 2);
+    if (cmd === '/reset') { await session.reset(); console.log('(conversation reset)'); continue; }
+    if (cmd === '/save' && arg) { await writeFile(arg, await session.saveState()); console.log(`(state saved to ${arg})`); continue; }
+    if (cmd === '/load' && arg) { await session.restoreState(await readFile(arg)); console.log(`(state loaded from ${arg})`); continue; }
+    if (!line.trim()) continue;
+    // Chat text never holds blank lines: they would end the turn.
+    const text = line.replace(/\r/g, '').replace(/\n+/g, '\n').trim();
+    current = new AbortController();
+    process.stdout.write('Assistant:');
+    const gen = session.generate(`User: ${text}\n\nAssistant:`, { ...opts, signal: current.signal });
+    try {
+      for await (const piece of gen) process.stdout.write(piece);
+    } catch (err) {
+      if (err.name !== 'AbortError') throw err;
+      process.stdout.write(' (stopped)');
+    }
+    current = null;
+    process.stdout.write('\n\n');
+  }
+  rl.close();
+  await model.dispose();
+}
+
+const commands = { logits, tokenize, generate, chat };
 
 async function main() {
   const [cmd, ...rest] = process.argv.slice(2);

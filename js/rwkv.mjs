@@ -170,6 +170,9 @@ export class Session {
    * state. Returns an async iterable of text pieces; `.result` resolves to the summary
    * {text, tokens, promptTokens, stopReason, prefillMs, decodeMs, totalMs, tokensPerSecond}
    * and `.text()` to the whole text. Options: see defaultGenerateOptions, plus `signal`.
+   * Aborting stops within one token: the iterator then throws an AbortError after the
+   * last piece, `.result` resolves with stopReason 'aborted', and the session's state
+   * holds exactly the tokens whose text was delivered.
    */
   generate(prompt, options = {}) {
     const { signal, ...rest } = options;
@@ -188,7 +191,6 @@ export class Session {
     }).then((summary) => {
       finished = true;
       push();
-      if (signal?.aborted) throw new AbortError('generation was aborted');
       return summary;
     }, (err) => {
       finished = true;
@@ -200,7 +202,6 @@ export class Session {
     return {
       result,
       async text() {
-        await result;
         return (await result).text;
       },
       async *[Symbol.asyncIterator]() {
@@ -208,7 +209,7 @@ export class Session {
           while (queue.length) yield queue.shift();
           if (finished) {
             if (failure) throw failure;
-            await result;
+            if ((await result).stopReason === 'aborted') throw new AbortError('generation was aborted');
             return;
           }
           await new Promise((r) => { wake = r; });

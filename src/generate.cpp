@@ -1,0 +1,95 @@
+#include "generate.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace rwkv {
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::MaxTokens: return "max_tokens";
+    case StopReason::EndOfText: return "end_of_text";
+    case StopReason::StopToken: return "stop_token";
+    case StopReason::StopString: return "stop";
+    case StopReason::None: break;
+  }
+  return "none";
+}
+
+void GenerateOptions::validate(size_t vocab) const {
+  sampler.validate(vocab);
+  if (max_tokens < 0) throw Error("max_tokens must be 0 or more, not " + std::to_string(max_tokens));
+  for (int32_t t : stop_tokens)
+    if (t < 0 || size_t(t) >= vocab)
+      throw Error("stop token " + std::to_string(t) + " is out of range for a vocabulary of " + std::to_string(vocab));
+  for (const auto& s : stop_strings)
+    if (s.empty()) throw Error("stop strings must not be empty");
+}
+
+Generator::Generator(Runner& runner, State& state, const Tokenizer& tokenizer, std::vector<int32_t> prompt,
+                     GenerateOptions options)
+    : runner_(runner),
+      state_(state),
+      tokenizer_(tokenizer),
+      prompt_(std::move(prompt)),
+      options_(std::move(options)),
+      sampler_(options_.sampler, size_t(runner.model().config().V)),
+      stops_(options_.stop_strings) {
+  const size_t V = size_t(runner.model().config().V);
+  options_.validate(V);
+  if (prompt_.empty()) throw Error("the prompt is empty: generation needs at least one token to start from");
+  for (int32_t t : prompt_)
+    if (t < 0 || size_t(t) >= V)
+      throw Error("prompt token " + std::to_string(t) + " is out of range for a vocabulary of " + std::to_string(V));
+}
+
+Generator::Piece Generator::next() {
+  Piece p;
+  if (!started_) {
+    started_ = true;
+    auto l = runner_.prefill(state_, prompt_);
+    logits_.assign(l.begin(), l.end());
+  }
+  if (done_) {
+    p.done = true;
+    p.reason = reason_;
+    return p;
+  }
+  auto finish_with = [&](StopReason r) {
+    done_ = true;
+    reason_ = r;
+    p.done = true;
+    p.reason = r;
+    return p;
+  };
+  if (generated_ >= options_.max_tokens) return finish_with(StopReason::MaxTokens);
+
+  const int32_t token = sampler_.sample(logits_);
+  p.token = token;
+  if (token == 0 && options_.stop_at_end_of_text) return finish_with(StopReason::EndOfText);
+  if (std::find(options_.stop_tokens.begin(), options_.stop_tokens.end(), token) != options_.stop_tokens.end())
+    return finish_with(StopReason::StopToken);
+  sampler_.accept(token);
+  ++generated_;
+  auto l = runner_.step(state_, token);
+  logits_.assign(l.begin(), l.end());
+
+  auto r = stops_.push(utf8_.push(tokenizer_.token_bytes(token)));
+  p.text = std::move(r.text);
+  if (r.stopped) return finish_with(StopReason::StopString);
+  if (generated_ >= options_.max_tokens) {
+    p.text += finish();
+    return finish_with(StopReason::MaxTokens);
+  }
+  return p;
+}
+
+std::string Generator::finish() {
+  if (flushed_) return {};
+  flushed_ = true;
+  if (reason_ == StopReason::StopString) return {};  // what follows a stop string is dropped
+  auto r = stops_.push(utf8_.flush());
+  return r.stopped ? r.text : r.text + stops_.finish();
+}
+
+}  // namespace rwkv

@@ -1,0 +1,67 @@
+#pragma once
+// The generation loop: prefill the prompt, then sample + step until a stop condition,
+// delivering text piece by piece. Pull-based: each next() does one token, so a caller
+// (the JS worker) can yield, stream and abort between tokens.
+#include <string>
+#include <vector>
+
+#include "rwkv.h"
+#include "sampler.h"
+#include "textstream.h"
+#include "tokenizer.h"
+
+namespace rwkv {
+
+struct GenerateOptions {
+  SamplerOptions sampler;
+  int max_tokens = 200;                   // tokens to generate at most (>= 0)
+  std::vector<int32_t> stop_tokens;       // ids that end generation (not emitted, not fed)
+  std::vector<std::string> stop_strings;  // end generation when the text contains one (not emitted)
+  bool stop_at_end_of_text = true;        // token 0 ends generation
+  void validate(size_t vocab) const;      // throws rwkv::Error naming the bad option
+};
+
+enum class StopReason { None, MaxTokens, EndOfText, StopToken, StopString };
+const char* stop_reason_name(StopReason r);  // "max_tokens", "end_of_text", "stop_token", "stop"
+
+class Generator {
+ public:
+  // Feeds `prompt` (at least one token) to `state` by parallel prefill on the first
+  // next(). Throws rwkv::Error for an empty prompt, ids out of range or bad options.
+  // The runner, state and tokenizer must outlive the generator.
+  Generator(Runner& runner, State& state, const Tokenizer& tokenizer, std::vector<int32_t> prompt,
+            GenerateOptions options);
+
+  struct Piece {
+    std::string text;      // text released by this token (may be empty: held back)
+    int32_t token = -1;    // the token sampled, -1 when none
+    bool done = false;
+    StopReason reason = StopReason::None;
+  };
+  // Samples one token, feeds it to the state (so the state always matches the tokens
+  // generated so far) and returns the text it completes. After done, returns done again.
+  Piece next();
+  // Text still held back (an incomplete UTF-8 tail or a partial stop-string match):
+  // the caller appends it when it ends the generation early.
+  std::string finish();
+
+  int generated() const { return generated_; }
+
+ private:
+  Runner& runner_;
+  State& state_;
+  const Tokenizer& tokenizer_;
+  std::vector<int32_t> prompt_;
+  GenerateOptions options_;
+  Sampler sampler_;
+  Utf8Stream utf8_;
+  StopMatcher stops_;
+  std::vector<float> logits_;  // (V) logits to sample the next token from
+  bool started_ = false;
+  bool done_ = false;
+  bool flushed_ = false;
+  StopReason reason_ = StopReason::None;
+  int generated_ = 0;
+};
+
+}  // namespace rwkv
