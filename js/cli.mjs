@@ -157,18 +157,21 @@ async function chat(argv) {
   if (!model.hasVocab) throw new UsageError('chat needs --vocab (unless the model is byte-level)');
   const session = await model.createSession();
   if (values['state-file']) await session.loadStateFile(values['state-file']);
-  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: !!process.stdin.isTTY });
+  const lines = rl[Symbol.asyncIterator]();  // buffers lines typed (or piped) ahead
   let current = null;  // AbortController of the reply being generated
-  rl.on('SIGINT', () => (current ? current.abort() : rl.close()));
-  const ask = () => new Promise((resolve) => {
-    rl.question('User: ', resolve);
-    rl.once('close', () => resolve(null));
-  });
+  let separator = '';
+  const interrupt = () => (current ? current.abort() : rl.close());
+  rl.on('SIGINT', interrupt);
+  process.on('SIGINT', interrupt);
   for (;;) {
-    const line = await ask();
-    if (line === null || line.trim() === '/exit') break;
+    process.stdout.write('User: ');
+    const { value: line, done } = await lines.next();
+    if (done) { process.stdout.write('\n'); break; }
+    if (!process.stdin.isTTY) process.stdout.write(`${line}\n`);
+    if (line.trim() === '/exit') break;
     const [cmd, arg] = line.trim().split(/\s+/, 2);
-    if (cmd === '/reset') { await session.reset(); console.log('(conversation reset)'); continue; }
+    if (cmd === '/reset') { await session.reset(); separator = ''; console.log('(conversation reset)'); continue; }
     if (cmd === '/save' && arg) { await writeFile(arg, await session.saveState()); console.log(`(state saved to ${arg})`); continue; }
     if (cmd === '/load' && arg) { await session.restoreState(await readFile(arg)); console.log(`(state loaded from ${arg})`); continue; }
     if (!line.trim()) continue;
@@ -176,7 +179,8 @@ async function chat(argv) {
     const text = line.replace(/\r/g, '').replace(/\n+/g, '\n').trim();
     current = new AbortController();
     process.stdout.write('Assistant:');
-    const gen = session.generate(`User: ${text}\n\nAssistant:`, { ...opts, signal: current.signal });
+    // A reply that did not end in the blank line (max tokens, abort) gets one first.
+    const gen = session.generate(`${separator}User: ${text}\n\nAssistant:`, { ...opts, signal: current.signal });
     try {
       for await (const piece of gen) process.stdout.write(piece);
     } catch (err) {
@@ -184,6 +188,7 @@ async function chat(argv) {
       process.stdout.write(' (stopped)');
     }
     current = null;
+    separator = (await gen.result).stopReason === 'stop' ? '' : '\n\n';
     process.stdout.write('\n\n');
   }
   rl.close();
