@@ -90,7 +90,7 @@ export declare class Model {
 export declare class Session {
   readonly model: Model;
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Generation;
-  prefill(tokens: ArrayLike<number>): Promise<Float32Array>;
+  prefill(tokens: ArrayLike<number>, options?: { signal?: AbortSignal }): Promise<Float32Array>;
   step(token: number): Promise<Float32Array>;
   reset(): Promise<void>;
   fork(): Promise<Session>;

@@ -76,23 +76,29 @@ export class Model {
   get name() { return this.#info.name; }
   get hasVocab() { return this.#info.hasVocab; }
 
-  /** Sends one request; after a worker crash, the worker and the model are brought back first. */
-  async call(verb, args, opts) {
+  /**
+   * Sends one request; after a worker crash, the worker and the model are brought back
+   * first, and calls for sessions of the dead worker (`session`) are refused.
+   */
+  async call(verb, args, opts, session) {
     if (!this.#client) throw new InvalidArgumentError('the model is disposed');
     if (this.#client.dead) {
-      for (const s of this.#sessions) s._lost();
       this.#sessions.clear();
       this.ready = this.#start();
       await this.ready;
     }
+    if (session && !this.#sessions.has(session))
+      throw new WorkerCrashedError('the worker crashed and was restarted; this session\'s state is gone: create a new session');
     return this.#client.call(verb, { modelId: this.#info.modelId, ...args }, opts);
   }
 
   async createSession() {
     const { sessionId } = await this.call('createSession');
-    const s = new Session(this, sessionId);
-    this.#sessions.add(s);
-    return s;
+    return this._adopt(new Session(this, sessionId));
+  }
+  _adopt(session) {
+    this.#sessions.add(session);
+    return session;
   }
   _forget(session) { this.#sessions.delete(session); }
 
@@ -116,26 +122,25 @@ export class Model {
 export class Session {
   #model;
   #id;
-  #lost = false;
-  #busy = false;
 
   constructor(model, id) {
     this.#model = model;
     this.#id = id;
   }
 
-  _lost() { this.#lost = true; }
-
   #call(verb, args = {}, opts) {
-    if (this.#lost) return Promise.reject(new WorkerCrashedError('the worker crashed and was restarted; this session\'s state is gone: create a new session'));
     if (this.#id === null) return Promise.reject(new InvalidArgumentError('the session is disposed'));
-    return this.#model.call(verb, { sessionId: this.#id, ...args }, opts);
+    return this.#model.call(verb, { sessionId: this.#id, ...args }, opts, this);
   }
 
   get model() { return this.#model; }
 
-  /** Feeds tokens in parallel mode; resolves to the last token's logits (Float32Array). */
-  prefill(tokens) { return this.#call('prefill', { tokens: Array.from(tokens) }); }
+  /**
+   * Feeds tokens in parallel mode; resolves to the last token's logits (Float32Array).
+   * With options.signal, an abort between slices of 256 tokens rejects with AbortError
+   * and leaves the state as it was before the call.
+   */
+  prefill(tokens, { signal } = {}) { return this.#call('prefill', { tokens: Array.from(tokens) }, { signal }); }
   /** Feeds one token; resolves to its logits. */
   step(token) { return this.#call('step', { token }); }
   /** Back to the initial state: zero, or the state file loaded with loadStateFile(). */
@@ -151,7 +156,7 @@ export class Session {
   /** A new session with a copy of this one's state. */
   async fork() {
     const { sessionId } = await this.#call('forkSession');
-    return new Session(this.#model, sessionId);
+    return this.#model._adopt(new Session(this.#model, sessionId));
   }
   /** The state as bytes with a header naming the model's shape (see docs/state-format.md). */
   async saveState() { return new Uint8Array(await this.#call('saveState')); }
@@ -161,8 +166,8 @@ export class Session {
     if (this.#id === null) return;
     const id = this.#id;
     this.#id = null;
+    await this.#model.call('deleteSession', { sessionId: id }, {}, this).catch(() => {});
     this.#model._forget(this);
-    if (!this.#lost) await this.#model.call('deleteSession', { sessionId: id }).catch(() => {});
   }
 
   /**

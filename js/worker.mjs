@@ -19,6 +19,7 @@ let core = null;
 const models = new Map();    // id -> {model, tokenizer, config}
 const sessions = new Map();  // id -> {modelId, state, busy}
 let nextId = 1;
+const PREFILL_SLICE = 256;  // tokens fed between two looks at the abort flag
 
 // The core reports its failures as Error{name: 'RwkvError' | 'OutOfMemory'}: give them a type.
 function typed(err, Kind = InvalidArgumentError) {
@@ -219,15 +220,32 @@ const handlers = {
     }
   },
 
-  prefill({ sessionId, tokens }, ctx) {
+  // Long inputs go in slices with a pause between them, where an abort restores the
+  // state as it was before the call.
+  async prefill({ sessionId, tokens }, ctx) {
     const s = getSession(sessionId);
     const m = getModel(s.modelId);
+    const ids = checkTokens(tokens, m.config.vocabSize);
+    if (ids.length === 0) throw new InvalidArgumentError('prefill needs at least one token');
+    const before = ids.length > PREFILL_SLICE ? s.state.data().slice() : null;
+    s.busy = true;
     try {
-      const logits = m.model.prefill(s.state, checkTokens(tokens, m.config.vocabSize)).slice();
-      ctx.transfer([logits.buffer]);
-      return logits;
+      let logits;
+      for (let i = 0; i < ids.length; i += PREFILL_SLICE) {
+        if (ctx.signal.aborted) {
+          s.state.data().set(before);
+          throw new AbortError('prefill was aborted; the session state is as it was before');
+        }
+        logits = m.model.prefill(s.state, ids.subarray(i, i + PREFILL_SLICE));
+        if (i + PREFILL_SLICE < ids.length) await yieldToEvents();
+      }
+      const out = logits.slice();
+      ctx.transfer([out.buffer]);
+      return out;
     } catch (err) {
       throw typed(err);
+    } finally {
+      s.busy = false;
     }
   },
 
@@ -265,12 +283,21 @@ const handlers = {
       } catch (err) {
         throw typed(err);
       }
+      // Aborting while the prompt is fed puts the state back as it was.
+      const before = s.state.data().slice();
       let prefillMs = 0, tokens = 0, reason = null;
       const pieces = [];
-      for (;;) {
-        if (ctx.signal.aborted) { reason = 'aborted'; break; }
+      for (let prefilling = true; ;) {
+        if (ctx.signal.aborted) {
+          if (prefilling) s.state.data().set(before);
+          reason = 'aborted';
+          break;
+        }
         const r = gen.next();
-        if (tokens === 0) prefillMs = performance.now() - started;
+        if (prefilling && r.token >= 0) {
+          prefilling = false;
+          prefillMs = performance.now() - started;
+        }
         if (r.token >= 0) tokens++;
         if (r.text) {
           pieces.push(r.text);
@@ -294,6 +321,13 @@ const handlers = {
       gen?.delete();
       s.busy = false;
     }
+  },
+
+  // Test hook: ends the worker abruptly, as a crash would (the library must recover).
+  crash() {
+    if (isNode) process.exit(70);
+    setTimeout(() => { throw new Error('worker crash requested'); });
+    self.close();
   },
 
   memory() {

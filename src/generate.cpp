@@ -45,10 +45,12 @@ Generator::Generator(Runner& runner, State& state, const Tokenizer& tokenizer, s
 
 Generator::Piece Generator::next() {
   Piece p;
-  if (!started_) {
-    started_ = true;
-    auto l = runner_.prefill(state_, prompt_);
-    logits_.assign(l.begin(), l.end());
+  if (prefilling()) {
+    const size_t n = std::min(kPrefillSlice, prompt_.size() - fed_);
+    auto l = runner_.prefill(state_, std::span<const int32_t>(prompt_).subspan(fed_, n));
+    fed_ += n;
+    if (!prefilling()) logits_.assign(l.begin(), l.end());
+    return p;
   }
   if (done_) {
     p.done = true;

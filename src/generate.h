@@ -38,9 +38,13 @@ class Generator {
     bool done = false;
     StopReason reason = StopReason::None;
   };
-  // Samples one token, feeds it to the state (so the state always matches the tokens
-  // generated so far) and returns the text it completes. After done, returns done again.
+  // While the prompt is being fed: feeds the next slice of at most kPrefillSlice prompt
+  // tokens and returns an empty piece (token -1), so callers can abort between slices.
+  // Then: samples one token, feeds it to the state (so the state always matches the
+  // tokens generated so far) and returns the text it completes. After done, returns done.
   Piece next();
+  bool prefilling() const { return fed_ < prompt_.size(); }
+  static constexpr size_t kPrefillSlice = 256;
   // Text still held back (an incomplete UTF-8 tail or a partial stop-string match):
   // the caller appends it when it ends the generation early.
   std::string finish();
@@ -57,7 +61,7 @@ class Generator {
   Utf8Stream utf8_;
   StopMatcher stops_;
   std::vector<float> logits_;  // (V) logits to sample the next token from
-  bool started_ = false;
+  size_t fed_ = 0;  // prompt tokens fed so far
   bool done_ = false;
   bool flushed_ = false;
   StopReason reason_ = StopReason::None;

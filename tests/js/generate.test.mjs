@@ -147,3 +147,33 @@ test('the tiny trained model continues English text; tokenizer matches the offic
   }
   await world.dispose();
 });
+
+test('abort during a long prefill restores the state; during generation-prefill too', { skip: skipNoFixtures }, async () => {
+  const model = await loadFixture();
+  const s = await model.createSession();
+  await s.prefill([1, 2, 3]);
+  const before = await s.saveState();
+  const long = Array.from({ length: 20000 }, (_, i) => 1 + (i * 7) % 299);
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 30);
+  await assert.rejects(s.prefill(long, { signal: ac.signal }), (err) => err.name === 'AbortError');
+  assert.deepEqual(await s.saveState(), before);
+  const ac2 = new AbortController();
+  setTimeout(() => ac2.abort(), 30);
+  const r = await s.generate(long, { ...opts, signal: ac2.signal }).result;
+  assert.equal(r.stopReason, 'aborted');
+  assert.equal(r.tokens, 0);
+  assert.deepEqual(await s.saveState(), before);
+  await model.dispose();
+});
+
+test('a crashed worker is replaced: the model works again, old sessions say what happened', { skip: skipNoFixtures }, async () => {
+  const model = await loadFixture();
+  const old = await model.createSession();
+  const want = await (await model.createSession()).step(5);
+  await assert.rejects(model.call('crash'), rwkv.WorkerCrashedError);
+  await assert.rejects(old.step(5), (err) => err instanceof rwkv.WorkerCrashedError && /create a new session/.test(err.message));
+  const fresh = await model.createSession();
+  assert.deepEqual(await fresh.step(5), want);
+  await model.dispose();
+});
