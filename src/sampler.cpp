@@ -1,6 +1,7 @@
 #include "sampler.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -13,24 +14,65 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// exp(x) for x <= 0, from integer arithmetic only (so no libm, FMA or rounding-mode
-// differences between builds); relative error below 1e-8. NaN and x <= -88 give 0
-// (exp(-88) is below anything a 53-bit draw can pick).
-double exp_nonpositive(double x) {
-  if (!(x > -88.0)) return 0.0;
-  if (x >= 0.0) return 1.0;
-  constexpr uint64_t kLn2 = 762123384786;              // ln 2 in units of 2^-40
-  const uint64_t a = uint64_t(-x * 1099511627776.0);   // -x in units of 2^-40 (< 2^47)
-  const uint64_t n = a / kLn2;                          // -x = n ln2 + r, 0 <= r < ln2
-  const uint64_t s = (kLn2 - (a - n * kLn2)) >> 9;     // s = ln2 - r in units of 2^-31
-  // exp(-x) = 2^-(n+1) * exp(s); exp(s) by its Taylor series in units of 2^-31 (s <= ln2,
-  // so the terms drop below one unit after about 13 of them and the sum stays < 2^32).
-  uint64_t term = uint64_t(1) << 31, sum = term;
-  for (uint64_t k = 1; term != 0; ++k) {
-    term = term * s / (k << 31);
-    sum += term;
+// exp(x) for x <= 0 as m * 2^-e, from integer arithmetic only (so no libm, FMA or
+// rounding-mode differences between builds): relative error below 1e-8.
+struct FixedExp {
+  uint64_t m;  // 0 (x <= -88 or NaN: below anything a 53-bit draw can pick) or in (2^31, 2^32]
+  int e;       // 32 ... 159
+
+  double value() const { return std::ldexp(double(m), -e); }  // exact: a power-of-two scaling
+  // In units of 2^-40: 2^40 for exp(0), 0 below 2^-40.
+  uint64_t units() const { return e <= 40 ? m << (40 - e) : e - 40 < 64 ? m >> (e - 40) : 0; }
+};
+
+// Taylor coefficients 2^31 / k!, k = 0..12.
+constexpr auto kExpTaylor = [] {
+  std::array<uint64_t, 13> c{};
+  uint64_t factorial = 1;
+  for (uint64_t k = 0; k < c.size(); ++k) {
+    if (k > 0) factorial *= k;
+    c[k] = (uint64_t(1) << 31) / factorial;
   }
-  return std::ldexp(double(sum), -int(31 + n + 1));
+  return c;
+}();
+
+FixedExp fixed_exp(double x) {
+  if (!(x > -88.0)) return {0, 32};
+  if (x >= 0.0) return {uint64_t(1) << 32, 32};
+  constexpr uint64_t kLn2 = 762123384786;             // ln 2 in units of 2^-40
+  const uint64_t a = uint64_t(-x * 1099511627776.0);  // -x in units of 2^-40 (< 2^47)
+  const uint64_t n = a / kLn2;                         // -x = n ln2 + r, 0 <= r < ln2
+  const uint64_t s = (kLn2 - (a - n * kLn2)) >> 9;    // s = ln2 - r in units of 2^-31
+  // exp(-x) = 2^-(n+1) exp(s), exp(s) by Horner's rule in units of 2^-31 (s <= ln2).
+  uint64_t p = kExpTaylor.back();
+  for (size_t k = kExpTaylor.size() - 1; k-- > 0;) p = kExpTaylor[k] + (p * s >> 31);
+  return {p, int(32 + n)};
+}
+
+// The largest weight v such that the weights >= v sum to at least `target` (exact
+// integers, so the answer is unique), or 0 when all of them together fall short.
+// Quickselect over [lo, hi) (elements with a `units` weight), which it reorders.
+template <class It>
+uint64_t top_p_cutoff(It lo, It hi, uint64_t target) {
+  uint64_t above = 0;  // sum of the weights known to be above [lo, hi)
+  while (lo != hi) {
+    const uint64_t a = lo->units, b = lo[(hi - lo) / 2].units, c = hi[-1].units;
+    const uint64_t v = std::max(std::min(a, b), std::min(std::max(a, b), c));  // median of three
+    const auto gt = std::partition(lo, hi, [&](const auto& r) { return r.units > v; });
+    const auto eq = std::partition(gt, hi, [&](const auto& r) { return r.units == v; });
+    uint64_t sum_gt = 0;
+    for (auto it = lo; it != gt; ++it) sum_gt += it->units;
+    const uint64_t sum_eq = v * uint64_t(eq - gt);
+    if (above + sum_gt >= target) {
+      hi = gt;
+    } else if (above + sum_gt + sum_eq >= target) {
+      return v;
+    } else {
+      above += sum_gt + sum_eq;
+      lo = eq;
+    }
+  }
+  return 0;
 }
 
 std::string show(float v) {
@@ -41,10 +83,16 @@ std::string show(float v) {
 
 [[noreturn]] void bad_option(const std::string& what) { throw Error("sampler option " + what); }
 
+SamplerOptions validated(SamplerOptions options, size_t vocab) {
+  options.validate(vocab);
+  return options;
+}
+
 }  // namespace
 
 void SamplerOptions::validate(size_t vocab) const {
-  if (vocab == 0) throw Error("sampler: the vocabulary is empty");
+  if (vocab == 0 || vocab > (size_t(1) << 23))  // 2^23 weights of at most 2^40 units sum below 2^64
+    throw Error("sampler: vocabulary size " + std::to_string(vocab) + " is outside [1, 8388608]");
   if (!(temperature >= 0.0f) || !std::isfinite(temperature))
     bad_option("temperature must be a finite number >= 0 (0 = greedy), got " + show(temperature));
   if (!(top_p >= 0.0f && top_p <= 1.0f)) bad_option("top_p must be in [0, 1] (0 = greedy), got " + show(top_p));
@@ -92,9 +140,11 @@ uint64_t Rng::next() {
 double Rng::uniform() { return double(next() >> 11) * 0x1.0p-53; }
 
 Sampler::Sampler(SamplerOptions options, size_t vocab)
-    : options_(std::move(options)), vocab_(vocab), rng_(options_.seed), count_(vocab, 0.0f), is_seen_(vocab, 0) {
-  options_.validate(vocab);
-}
+    : options_(validated(std::move(options), vocab)),
+      vocab_(vocab),
+      rng_(options_.seed),
+      count_(vocab, 0.0f),
+      is_seen_(vocab, 0) {}
 
 void Sampler::reset() {
   rng_ = Rng(options_.seed);
@@ -146,76 +196,64 @@ int32_t Sampler::argmax(std::span<const float> logits) const {
   return best;
 }
 
-double Sampler::distribution(std::span<const float> logits, std::vector<Weighted>& kept) const {
+double Sampler::distribution(std::span<const float> logits, Scratch& scratch) const {
   const float top = logits[size_t(argmax(logits))];
-  // Weight of a logit at a temperature: exp((logit - top) / t), 1 for the top itself.
+  // exp((logit - top) / t); exactly 1 for the top itself (also when it is +inf).
   const auto weight = [&](float logit, double t) {
-    return logit == top ? 1.0 : exp_nonpositive((double(logit) - double(top)) / t);
+    return logit == top ? fixed_exp(0.0) : fixed_exp((double(logit) - double(top)) / t);
   };
-  // Greater weight first, then lower id: a total order, so any sort gives one result.
-  const auto order = [](const Weighted& a, const Weighted& b) { return a.weight != b.weight ? a.weight > b.weight : a.id < b.id; };
 
-  kept.clear();
-  double total = 0.0;
+  std::vector<Ranked>& ranked = scratch.ranked;
+  ranked.clear();
+  uint64_t total = 0;
   for (size_t i = 0; i < logits.size(); ++i) {
-    const double w = weight(logits[i], 1.0);
-    if (w > 0.0) {
-      kept.push_back({w, int32_t(i)});
-      total += w;
-    }
+    const uint64_t u = weight(logits[i], 1.0).units();
+    if (u == 0) continue;
+    ranked.push_back({u, int32_t(i)});
+    total += u;
+  }
+  if (options_.top_p < 1.0f) {
+    scratch.work = ranked;
+    const auto target = uint64_t(std::ceil(double(options_.top_p) * double(total)));
+    const uint64_t cutoff = top_p_cutoff(scratch.work.begin(), scratch.work.end(), target);
+    std::erase_if(ranked, [&](const Ranked& r) { return r.units < cutoff; });
+  }
+  if (options_.top_k > 0 && ranked.size() > size_t(options_.top_k)) {
+    // Greater weight first, then lower id: a total order, so the k chosen are unique.
+    const auto k = ranked.begin() + options_.top_k;
+    std::nth_element(ranked.begin(), k - 1, ranked.end(), [](const Ranked& a, const Ranked& b) {
+      return a.units != b.units ? a.units > b.units : a.id < b.id;
+    });
+    ranked.erase(k, ranked.end());
+    std::sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) { return a.id < b.id; });
   }
 
-  bool sorted = false;  // kept in `order` rather than id order
-  if (options_.top_p < 1.0f) {
-    // Sort a growing prefix until the running sum reaches top_p of the total.
-    const double target = double(options_.top_p) * total;
-    const size_t n = kept.size();
-    double sum = 0.0, cutoff = -1.0;
-    size_t done = 0;
-    for (size_t m = std::min<size_t>(64, n); cutoff < 0.0; m = std::min(n, m * 8)) {
-      std::partial_sort(kept.begin() + std::ptrdiff_t(done), kept.begin() + std::ptrdiff_t(m), kept.end(), order);
-      for (; done < m && cutoff < 0.0; ++done) {
-        sum += kept[done].weight;
-        if (sum >= target) cutoff = kept[done].weight;
-      }
-      if (m == n) break;
-    }
-    if (cutoff >= 0.0) {
-      const auto end = std::partition(kept.begin(), kept.end(), [&](const Weighted& w) { return w.weight >= cutoff; });
-      kept.erase(end, kept.end());
-      std::sort(kept.begin(), kept.end(), order);
-    }
-    sorted = true;  // either re-sorted, or the loop sorted everything
-  }
-  if (options_.top_k > 0 && kept.size() > size_t(options_.top_k)) {
-    const auto k = std::ptrdiff_t(options_.top_k);
-    if (!sorted) std::partial_sort(kept.begin(), kept.begin() + k, kept.end(), order);
-    kept.resize(size_t(k));
-  }
-  if (options_.temperature != 1.0f)
-    for (Weighted& w : kept) w.weight = weight(logits[size_t(w.id)], double(options_.temperature));
+  std::vector<Weighted>& kept = scratch.kept;
+  kept.clear();
+  const double t = double(options_.temperature);
+  for (const Ranked& r : ranked) kept.push_back({weight(logits[size_t(r.id)], t).value(), r.id});
   if (options_.min_p > 0.0f) {
     double largest = 0.0;
     for (const Weighted& w : kept) largest = std::max(largest, w.weight);
     const double floor = double(options_.min_p) * largest;
     std::erase_if(kept, [&](const Weighted& w) { return w.weight < floor; });
   }
-  total = 0.0;
-  for (const Weighted& w : kept) total += w.weight;
-  return total;
+  double sum = 0.0;
+  for (const Weighted& w : kept) sum += w.weight;
+  return sum;
 }
 
 int32_t Sampler::sample(std::span<float> logits) {
   adjust(logits);
   if (greedy()) return argmax(logits);
-  const double total = distribution(logits, kept_);
+  const double total = distribution(logits, scratch_);
   const double target = rng_.uniform() * total;
   double sum = 0.0;
-  for (const Weighted& w : kept_) {
+  for (const Weighted& w : scratch_.kept) {
     sum += w.weight;
     if (target < sum) return w.id;
   }
-  return kept_.back().id;  // rounding left target at the very end
+  return scratch_.kept.back().id;  // rounding left target at the very end
 }
 
 std::vector<float> Sampler::probabilities(std::span<const float> logits) const {
@@ -226,9 +264,9 @@ std::vector<float> Sampler::probabilities(std::span<const float> logits) const {
     probs[size_t(argmax(adjusted))] = 1.0f;
     return probs;
   }
-  std::vector<Weighted> kept;
-  const double total = distribution(adjusted, kept);
-  for (const Weighted& w : kept) probs[size_t(w.id)] = float(w.weight / total);
+  Scratch scratch;
+  const double total = distribution(adjusted, scratch);
+  for (const Weighted& w : scratch.kept) probs[size_t(w.id)] = float(w.weight / total);
   return probs;
 }
 

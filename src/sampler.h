@@ -10,24 +10,24 @@
 //  4. greedy when temperature == 0 or top_p == 0: the largest logit, lowest id on ties;
 //     no random number is drawn. Otherwise:
 //  5. probs = softmax(logits) (temperature 1).
-//  6. top-p: order the tokens by (prob descending, id ascending); cutoff = the prob of the
-//     first token at which the running sum reaches top_p * sum; keep every token whose
-//     prob >= cutoff (ties with the cutoff included). All are kept when the sum never
-//     reaches it (top_p = 1 with rounding).
-//  7. top-k (when > 0): of those, keep the first top_k in that order.
+//  6. top-p: in order of prob (descending), cutoff = the prob of the first token at which
+//     the running sum reaches top_p; keep every token whose prob >= cutoff (ties with
+//     the cutoff included). All are kept when the sum never reaches it (top_p = 1).
+//  7. top-k (when > 0): of those, keep the top_k most probable, lower ids first on ties.
 //  8. temperature: probs = probs ** (1 / temperature), computed as
 //     exp((logit - max logit) / temperature), which is the same up to normalisation.
 //  9. min-p (when > 0): drop tokens whose tempered prob < min_p * the largest one.
-// 10. draw: u uniform in [0, 1) from the generator; the first kept token (in the order
-//     of 6, or id order when no top-p/top-k sorting was needed) at which the running sum
-//     of weights exceeds u * total.
+// 10. draw: u uniform in [0, 1) from the generator; the first kept token in id order at
+//     which the running sum of weights exceeds u * total.
 // sample() leaves the penalty counts alone: call accept() with the token that is fed to
 // the model, which multiplies every count by penalty_decay and then adds 1 to that
 // token's count (ChatRWKV applies the penalties, samples, then decays and counts).
 //
-// Determinism: exponentials are computed in fixed point by our own code, sums and
-// comparisons in double in a fixed order, so results do not depend on libm, on FMA
-// contraction or on the sort algorithm.
+// Determinism: exponentials are computed in fixed point by our own code; steps 6-7 work
+// on weights in exact integer units (a token below 2^-40 of the top one is never drawn),
+// so their result does not depend on summation order; later sums run in id order in
+// double. Nothing depends on libm approximations (only the exact ldexp and ceil), FMA
+// contraction or the standard library's sorts.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -83,15 +83,23 @@ class Sampler {
   const SamplerOptions& options() const { return options_; }
 
  private:
-  struct Weighted {
-    double weight;  // unnormalised probability
+  struct Ranked {
+    uint64_t units;  // weight at temperature 1 in units of 2^-40 of the top token's
     int32_t id;
+  };
+  struct Weighted {
+    double weight;  // final unnormalised probability
+    int32_t id;
+  };
+  struct Scratch {
+    std::vector<Ranked> ranked, work;  // candidates in id order; a copy to select in
+    std::vector<Weighted> kept;        // the distribution, in id order
   };
   void adjust(std::span<float> logits) const;  // steps 1-3
   bool greedy() const;
   int32_t argmax(std::span<const float> logits) const;
-  // Steps 5-9 into `kept`, in draw order; returns the total weight.
-  double distribution(std::span<const float> logits, std::vector<Weighted>& kept) const;
+  // Steps 5-9 into scratch.kept; returns the total weight.
+  double distribution(std::span<const float> logits, Scratch& scratch) const;
 
   SamplerOptions options_;
   size_t vocab_;
@@ -99,7 +107,7 @@ class Sampler {
   std::vector<float> count_;     // vocab entries: decayed occurrence counts
   std::vector<int32_t> seen_;    // tokens whose count has ever been set, in order
   std::vector<uint8_t> is_seen_; // vocab entries: 1 when in seen_
-  std::vector<Weighted> kept_;   // scratch for sample()
+  Scratch scratch_;              // reused by sample()
 };
 
 }  // namespace rwkv

@@ -154,9 +154,9 @@ Tokenizer Tokenizer::from_vocab_text(std::string_view text) {
     int32_t id;
     uint32_t begin, end;  // its bytes in `all`
   };
-  std::vector<Parsed> parsed;  // in file order
-  std::string all;             // the token bytes in file order
-  std::vector<uint32_t> line_of;                        // id -> line number (0: none)
+  std::vector<Parsed> parsed;     // in file order
+  std::string all;                // the token bytes in file order
+  std::vector<uint32_t> line_of;  // id -> line number (0: none)
   size_t line = 0;
   while (!text.empty()) {
     ++line;
@@ -356,8 +356,11 @@ std::string_view Tokenizer::token_bytes(int32_t id) const {
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids) const {
+  size_t size = 0;
+  for (const int32_t id : ids) size += token_bytes(id).size();
   std::string out;
-  for (const int32_t id : ids) out += token_bytes(id);
+  out.reserve(size);
+  for (const int32_t id : ids) out.append(blob_, offsets_[size_t(id)], offsets_[size_t(id) + 1] - offsets_[size_t(id)]);
   return out;
 }
 
