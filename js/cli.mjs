@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { loadCore, modelFromFile } from './core.mjs';
+import { checked, loadCore, modelFromFile } from './core.mjs';
 import { load, defaultGenerateOptions } from './rwkv.mjs';
 
 const usage = `usage:
@@ -53,7 +53,7 @@ async function logits(argv) {
     if (values.mode === 'step') {
       tokens.forEach((t, i) => rows.set(model.step(state, t), i * V));
     } else {
-      rows.set(model.prefillAll(state, Int32Array.from(tokens)));
+      rows.set(checked(model.prefillAll(state, Int32Array.from(tokens))));
     }
     await writeFile(values.out, new Uint8Array(rows.buffer));
     if (values['state-out']) await writeFile(values['state-out'], Uint8Array.from(new Uint8Array(state.data().slice().buffer)));
@@ -120,9 +120,10 @@ async function tokenize(argv) {
   const { values } = parseArgs({ args: argv, options: { vocab: { type: 'string' }, text: { type: 'string' } } });
   if (!values.vocab || values.text === undefined) throw new UsageError('--vocab and --text are required');
   const core = await loadCore();
-  const tok = core.Tokenizer.fromVocab(await readFile(values.vocab));
+  const tok = new core.Tokenizer();
   try {
-    console.log(JSON.stringify(Array.from(tok.encode(values.text))));
+    checked(tok.loadVocab(await readFile(values.vocab)));
+    console.log(JSON.stringify(Array.from(checked(tok.encode(values.text)))));
   } finally {
     tok.delete();
   }

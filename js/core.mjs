@@ -29,6 +29,20 @@ export async function loadCore(options = {}) {
 }
 
 /**
+ * The result of a core call that reports failures as an error record
+ * ({rwkvError: name, message}, see src/bindings.cpp): the value, or a thrown Error with
+ * that name and message.
+ */
+export function checked(result) {
+  if (result !== null && typeof result === 'object' && typeof result.rwkvError === 'string') {
+    const err = new Error(result.message);
+    err.name = result.rwkvError;
+    throw err;
+  }
+  return result;
+}
+
+/**
  * Copies a model file into the wasm heap chunk by chunk and builds the model there.
  * `chunks` is an async iterable of Uint8Array whose lengths add up to `size`; at no
  * point does a second full copy of the file exist. The core takes the bytes over.

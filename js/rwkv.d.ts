@@ -83,7 +83,7 @@ export declare class Model {
   tokenize(text: string): Promise<number[]>;
   detokenize(tokens: ArrayLike<number>): Promise<string>;
   sample(logits: ArrayLike<number>, options?: SamplingOptions): Promise<number>;
-  memory(): Promise<{ wasmHeapBytes: number; models: number; sessions: number }>;
+  memory(): Promise<{ wasmHeapBytes: number; heapUsedBytes: number; models: number; sessions: number }>;
   dispose(): Promise<void>;
 }
 

@@ -108,7 +108,7 @@ export class Model {
   detokenize(tokens) { return this.call('detokenize', { tokens: Array.from(tokens) }); }
   /** One draw from logits with the given sampling options (seeded when options.seed is set). */
   sample(logits, options = {}) { return this.call('sample', { logits: Float32Array.from(logits), options }); }
-  /** Worker memory: {wasmHeapBytes, models, sessions}. */
+  /** Worker memory: {wasmHeapBytes (the heap's size), heapUsedBytes (allocated in it), models, sessions}. */
   memory() { return this.call('memory'); }
 
   /** Ends the worker; the model and its sessions can no longer be used. */

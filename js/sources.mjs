@@ -23,18 +23,23 @@ export function describeSource(source) {
   throw new TypeError('source must be a URL, a file path (Node), a File/Blob, an ArrayBuffer or a typed array');
 }
 
+// The chunks of a ReadableStream; a consumer that stops early cancels the stream.
 async function* streamChunks(stream, signal) {
   const reader = stream.getReader();
+  let finished = false;
   try {
     for (;;) {
       if (signal?.aborted) throw new AbortError('the download was aborted');
       const { done, value } = await reader.read();
-      if (done) return;
+      if (done) {
+        finished = true;
+        return;
+      }
       yield value;
     }
   } finally {
-    reader.releaseLock?.();
-    if (signal?.aborted) stream.cancel?.().catch(() => {});
+    if (!finished) await reader.cancel().catch(() => {});
+    reader.releaseLock();
   }
 }
 
@@ -115,9 +120,13 @@ async function openUrl(url, options, signal) {
     const size = Number(hit?.headers.get('content-length'));
     if (hit?.body && size > 0) return { size, chunks: streamChunks(hit.body, signal), cached: true, name: url.split('/').pop() };
   }
+  // Our own controller too, so a consumer that gives up (bad file, no memory) can stop the
+  // download, the cache's copy included (an aborted Cache.put stores nothing).
+  const inner = new AbortController();
+  const both = signal ? AbortSignal.any([signal, inner.signal]) : inner.signal;
   let res;
   try {
-    res = await fetch(url, { signal });
+    res = await fetch(url, { signal: both });
   } catch (err) {
     if (signal?.aborted) throw new AbortError('the download was aborted');
     throw new LoadError(`cannot download ${url}: ${err.message}`, { cause: err });
@@ -141,11 +150,12 @@ async function openUrl(url, options, signal) {
   }
   let chunks = streamChunks(body, signal);
   if (useCache && isNode && url.startsWith('http')) chunks = teeToFile(chunks, await nodeCachePath(url, options), length);
-  return { size: length, chunks, name };
+  return { size: length, chunks, name, cancel: () => inner.abort() };
 }
 
 /**
- * Opens a described source. Returns {size, chunks: AsyncIterable<Uint8Array>, name, cached}.
+ * Opens a described source. Returns {size, chunks: AsyncIterable<Uint8Array>, name, cached,
+ * cancel?}: call cancel() when giving up before the chunks are all read.
  * options: {cache: boolean (default true), cacheDir (Node)}
  */
 export async function openSource(desc, options = {}, signal) {

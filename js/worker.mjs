@@ -5,6 +5,7 @@ import { serve, selfEndpoint } from './protocol.mjs';
 import { openSource, readSource } from './sources.mjs';
 import { AbortError, BusyError, InvalidArgumentError, ModelFormatError, OutOfMemoryError, VocabError, RwkvError } from './errors.mjs';
 import { STATE_MAGIC, STATE_VERSION, STATE_HEADER_BYTES } from './state-format.mjs';
+import { checked } from './core.mjs';
 
 const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
 
@@ -19,7 +20,8 @@ let core = null;
 const models = new Map();    // id -> {model, tokenizer, config}
 const sessions = new Map();  // id -> {modelId, state, busy}
 let nextId = 1;
-const PREFILL_SLICE = 256;  // tokens fed between two looks at the abort flag
+const PREFILL_SLICE = 256;
+const MAX_HEAP_BYTES = 2 ** 32 - 2 ** 24;  // a wasm32 heap, less room for the runtime  // tokens fed between two looks at the abort flag
 
 // The core reports its failures as Error{name: 'RwkvError' | 'OutOfMemory'}: give them a type.
 function typed(err, Kind = InvalidArgumentError) {
@@ -71,8 +73,14 @@ const handlers = {
   async loadModel({ source, vocab, options = {} }, ctx) {
     core ??= await instantiate(options.wasmBase);
     const opened = await openSource(source, options, ctx.signal);
-    const ptr = core._malloc(opened.size);
-    if (!ptr) throw new OutOfMemoryError(`out of memory: a ${(opened.size / 2 ** 20).toFixed(0)} MB model does not fit in the wasm heap (wasm32 addresses at most 4 GB)`);
+    const mb = (n) => `${(n / 2 ** 20).toFixed(0)} MB`;
+    const tooBig = () => new OutOfMemoryError(`out of memory: a ${mb(opened.size)} model does not fit in the wasm heap (a wasm32 module addresses at most 4 GB, weights and states together); use a smaller model`);
+    // _malloc takes a 32-bit size: larger requests would wrap around, so refuse them here.
+    const ptr = opened.size < MAX_HEAP_BYTES ? core._malloc(opened.size) : 0;
+    if (!ptr) {
+      opened.cancel?.();
+      throw tooBig();
+    }
     let done = 0, lastEmit = 0;
     const started = Date.now();
     try {
@@ -89,6 +97,7 @@ const handlers = {
       if (done !== opened.size) throw new ModelFormatError(`the model file ended after ${done} of ${opened.size} bytes (truncated download?)`);
     } catch (err) {
       core._free(ptr);
+      opened.cancel?.();
       throw err;
     }
     let model;
@@ -100,9 +109,10 @@ const handlers = {
     const config = model.config();
     let tokenizer = null;
     try {
-      if (vocab) tokenizer = core.Tokenizer.fromVocab(await readSource(vocab, options, ctx.signal));
-      else if (config.vocabSize === 256) tokenizer = core.Tokenizer.byteLevel();
+      if (vocab || config.vocabSize === 256) tokenizer = new core.Tokenizer();  // byte-level
+      if (vocab) checked(tokenizer.loadVocab(await readSource(vocab, options, ctx.signal)));
     } catch (err) {
+      tokenizer?.delete();
       model.delete();
       throw typed(err, VocabError);
     }
@@ -157,7 +167,7 @@ const handlers = {
     const s = getSession(sessionId);
     const bytes = await readSource(source, options, ctx.signal);
     try {
-      getModel(s.modelId).model.loadStateFile(s.state, bytes);
+      checked(getModel(s.modelId).model.loadStateFile(s.state, bytes));
     } catch (err) {
       throw typed(err, ModelFormatError);
     }
@@ -205,7 +215,7 @@ const handlers = {
 
   tokenize({ modelId, text }) {
     try {
-      return Array.from(tokenizerOf(getModel(modelId)).encode(text));
+      return Array.from(checked(tokenizerOf(getModel(modelId)).encode(text)));
     } catch (err) {
       throw typed(err);
     }
@@ -214,7 +224,7 @@ const handlers = {
   detokenize({ modelId, tokens }) {
     const m = getModel(modelId);
     try {
-      return tokenizerOf(m).decode(checkTokens(tokens, m.config.vocabSize));
+      return checked(tokenizerOf(m).decode(checkTokens(tokens, m.config.vocabSize)));
     } catch (err) {
       throw typed(err);
     }
@@ -236,7 +246,7 @@ const handlers = {
           s.state.data().set(before);
           throw new AbortError('prefill was aborted; the session state is as it was before');
         }
-        logits = m.model.prefill(s.state, ids.subarray(i, i + PREFILL_SLICE));
+        logits = checked(m.model.prefill(s.state, ids.subarray(i, i + PREFILL_SLICE)));
         if (i + PREFILL_SLICE < ids.length) await yieldToEvents();
       }
       const out = logits.slice();
@@ -263,7 +273,7 @@ const handlers = {
 
   sample({ logits, options = {} }) {
     try {
-      return core.sampleOnce(Float32Array.from(logits), options);
+      return checked(core.sampleOnce(Float32Array.from(logits), options));
     } catch (err) {
       throw typed(err);
     }
@@ -277,9 +287,10 @@ const handlers = {
     const started = performance.now();
     s.busy = true;
     try {
-      const promptIds = typeof prompt === 'string' ? tok.encode(prompt) : checkTokens(prompt, m.config.vocabSize);
+      const promptIds = typeof prompt === 'string' ? checked(tok.encode(prompt)) : checkTokens(prompt, m.config.vocabSize);
+      gen = new core.Generator();
       try {
-        gen = m.model.generator(s.state, tok, promptIds, options);
+        checked(gen.start(m.model, s.state, tok, promptIds, options));
       } catch (err) {
         throw typed(err);
       }
@@ -293,7 +304,12 @@ const handlers = {
           reason = 'aborted';
           break;
         }
-        const r = gen.next();
+        let r;
+        try {
+          r = gen.next();
+        } catch (err) {
+          throw typed(err);
+        }
         if (prefilling && r.token >= 0) {
           prefilling = false;
           prefillMs = performance.now() - started;
@@ -331,7 +347,8 @@ const handlers = {
   },
 
   memory() {
-    return { wasmHeapBytes: core ? core.HEAPU8.length : 0, models: models.size, sessions: sessions.size };
+    return { wasmHeapBytes: core ? core.HEAPU8.length : 0, heapUsedBytes: core ? core.heapUsed() : 0,
+      models: models.size, sessions: sessions.size };
   },
 };
 

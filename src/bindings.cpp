@@ -2,8 +2,21 @@
 // model bytes are written by JS straight into the wasm heap and handed over by pointer;
 // logits and states come back as typed-array views of wasm memory (no copies), valid
 // until the next call that may grow the heap.
+//
+// Errors: a JS exception unwinding through an Embind call skips the clean-up of its
+// arguments (JS values and strings passed in stay allocated). So functions that take a
+// JS value or a string never throw: they return their result, or an error record
+// {rwkvError: name, message} that js/core.mjs turns into an exception (checked()).
+// Functions with plain numbers and objects as arguments throw a JS Error directly.
 #include <emscripten/bind.h>
+#include <emscripten/emscripten.h>
 #include <emscripten/val.h>
+#include <malloc.h>
+#include <string.h>
+
+#include <climits>
+#include <cmath>
+#include <optional>
 
 #include "generate.h"
 #include "rwkv.h"
@@ -14,23 +27,52 @@ using namespace rwkv;
 
 namespace {
 
-// Runs fn, turning C++ failures into JS exceptions with the core's message.
-// name: "RwkvError" for a reported problem, "OutOfMemory" when allocation failed.
-template <typename Fn>
-auto guard(Fn&& fn) -> decltype(fn()) {
-  auto raise = [](const char* name, const std::string& msg) {
-    val err = val::global("Error").new_(val(msg));
-    err.set("name", val(name));
-    err.throw_();
-  };
+// Throws a JS Error named `name` with the message in `msg`, a malloc'd C string that
+// this function frees: nothing is left allocated when the exception unwinds.
+EM_JS(void, throw_js_error, (const char* name, char* msg), {
+  const err = new Error(UTF8ToString(msg));
+  err.name = UTF8ToString(name);
+  _free(msg);
+  throw err;
+});
+
+// Runs fn; a C++ failure becomes (name, malloc'd message), name "RwkvError" for a
+// reported problem and "OutOfMemory" when allocation failed. The C++ exception is
+// finished (its catch block left normally, so it is freed) before anything else.
+template <typename Fn, typename OnError>
+auto attempt(Fn&& fn, OnError&& on_error) -> decltype(fn()) {
+  const char* name = "RwkvError";
+  char* msg = nullptr;
   try {
     return fn();
   } catch (const std::bad_alloc&) {
-    raise("OutOfMemory", "out of memory: the wasm heap cannot grow any further");
+    name = "OutOfMemory";
+    msg = strdup("out of memory: the wasm heap cannot grow any further");
   } catch (const std::exception& e) {
-    raise("RwkvError", e.what());
+    msg = strdup(e.what());
   }
-  __builtin_unreachable();
+  return on_error(name, msg);
+}
+
+// For functions with number/object arguments only: failures throw a JS Error.
+template <typename Fn>
+auto guard(Fn&& fn) -> decltype(fn()) {
+  return attempt(std::forward<Fn>(fn), [](const char* name, char* msg) -> decltype(fn()) {
+    throw_js_error(name, msg);
+    __builtin_unreachable();
+  });
+}
+
+// For functions taking JS values or strings: failures come back as an error record.
+template <typename Fn>
+val checked(Fn&& fn) {
+  return attempt([&] { return val(fn()); }, [](const char* name, char* msg) {
+    val err = val::object();
+    err.set("rwkvError", val(name));
+    err.set("message", val(std::string(msg)));
+    free(msg);
+    return err;
+  });
 }
 
 // Bytes as a JS string. Embind reads std::string as UTF-8 and misreads invalid
@@ -70,9 +112,15 @@ SamplerOptions sampler_options(const val& o) {
   SamplerOptions s;
   if (o.isUndefined() || o.isNull()) return s;
   auto num = [&](const char* key, auto& field) {
+    using T = std::remove_reference_t<decltype(field)>;
     const val v = o[key];
-    if (v.isNumber()) field = static_cast<std::remove_reference_t<decltype(field)>>(v.as<double>());
-    else if (!v.isUndefined() && !v.isNull()) throw Error(std::string("option ") + key + " must be a number");
+    if (v.isUndefined() || v.isNull()) return;
+    if (!v.isNumber()) throw Error(std::string(key) + " must be a number");
+    const double d = v.as<double>();
+    if constexpr (std::is_integral_v<T>) {
+      if (!(d >= -1e9 && d <= 1e9) || d != std::floor(d)) throw Error(std::string(key) + " must be an integer, not " + std::to_string(d));
+    }
+    field = static_cast<T>(d);
   };
   num("temperature", s.temperature);
   num("topP", s.top_p);
@@ -82,14 +130,23 @@ SamplerOptions sampler_options(const val& o) {
   num("frequencyPenalty", s.frequency_penalty);
   num("penaltyDecay", s.penalty_decay);
   const val seed = o["seed"];
-  if (seed.isNumber()) s.seed = uint64_t(int64_t(seed.as<double>()));
+  if (seed.isNumber()) {
+    const double d = seed.as<double>();
+    if (!(std::fabs(d) <= 9007199254740991.0) || d != std::floor(d)) throw Error("seed must be an integer");
+    s.seed = uint64_t(int64_t(d));
+  }
   const val bias = o["logitBias"];
   if (!bias.isUndefined() && !bias.isNull()) {
     const val keys = val::global("Object").call<val>("keys", bias);
     const int n = keys["length"].as<int>();
     for (int i = 0; i < n; ++i) {
       const std::string k = keys[i].as<std::string>();
-      s.logit_bias.emplace_back(int32_t(std::stol(k)), bias[k].as<float>());
+      char* end = nullptr;
+      const long id = std::strtol(k.c_str(), &end, 10);
+      if (k.empty() || *end || id < INT32_MIN || id > INT32_MAX) throw Error("logitBias key '" + k + "' is not a token id");
+      const val b = bias[k];
+      if (!b.isNumber()) throw Error("logitBias values must be numbers");
+      s.logit_bias.emplace_back(int32_t(id), b.as<float>());
     }
   }
   const val banned = o["bannedTokens"];
@@ -117,25 +174,29 @@ GenerateOptions generate_options(const val& o) {
   return g;
 }
 
+// A tokenizer: byte-level until loadVocab() gives it the World vocabulary.
 class WasmTokenizer {
  public:
-  static WasmTokenizer* fromVocab(const std::string& text) {
-    return guard([&] { return new WasmTokenizer(Tokenizer::from_vocab_text(text)); });
+  WasmTokenizer() : tok(Tokenizer::byte_level()) {}
+  // The vocabulary file's bytes (rwkv_vocab_v20230424.txt format); undefined or an error.
+  val loadVocab(const std::string& text) {
+    return checked([&] {
+      tok = Tokenizer::from_vocab_text(text);
+      return val::undefined();
+    });
   }
-  static WasmTokenizer* byteLevel() { return new WasmTokenizer(Tokenizer::byte_level()); }
   // Text (a JS string, UTF-8 encoded by Embind) to token ids: a fresh Int32Array.
   val encode(const std::string& text) const {
-    return guard([&] {
+    return checked([&] {
       const auto ids = tok.encode(text);
       return val::global("Int32Array").new_(val(emscripten::typed_memory_view(ids.size(), ids.data())));
     });
   }
   // Token ids to text (see js_text for bytes that are not UTF-8).
   val decode(const val& ids) const {
-    return guard([&] { return js_text(tok.decode(emscripten::convertJSArrayToNumberVector<int32_t>(ids))); });
+    return checked([&] { return js_text(tok.decode(emscripten::convertJSArrayToNumberVector<int32_t>(ids))); });
   }
   size_t vocabSize() const { return tok.vocab_size(); }
-  explicit WasmTokenizer(Tokenizer t) : tok(std::move(t)) {}
   Tokenizer tok;
 };
 
@@ -153,8 +214,6 @@ class WasmState {
   }
   State state;
 };
-
-class WasmGenerator;
 
 class WasmModel {
  public:
@@ -189,23 +248,22 @@ class WasmModel {
     return guard([&] { return view(runner_.step(s.state, token)); });
   }
   val prefill(WasmState& s, const val& tokens) {
-    return guard([&] { return view(runner_.prefill(s.state, tokens_from(tokens))); });
+    return checked([&] { return view(runner_.prefill(s.state, tokens_from(tokens))); });
   }
-  // Sets `s` from a state-tuning file (blocks.N.att.time_state) given as bytes.
-  void loadStateFile(WasmState& s, const std::string& bytes) {
-    guard([&] { load_state_file(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), s.state); });
-  }
-  // A generation on state `s`; see Generator. The model, state and tokenizer must stay
-  // alive while it exists.
-  WasmGenerator* generator(WasmState& s, const WasmTokenizer& tok, const val& prompt, const val& options);
-
   // Logits after every token: a (T, V) view, valid until the next call.
   val prefillAll(WasmState& s, const val& tokens) {
-    return guard([&] {
+    return checked([&] {
       const auto t = tokens_from(tokens);
       all_.assign(t.size() * size_t(model_->config().V), 0.0f);
       runner_.prefill(s.state, t, all_.data());
       return val(emscripten::typed_memory_view(all_.size(), all_.data()));
+    });
+  }
+  // Sets `s` from a state-tuning file (blocks.N.att.time_state) given as bytes.
+  val loadStateFile(WasmState& s, const std::string& bytes) {
+    return checked([&] {
+      load_state_file(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), s.state);
+      return val::undefined();
     });
   }
 
@@ -214,18 +272,28 @@ class WasmModel {
   static val view(std::span<const float> s) { return val(emscripten::typed_memory_view(s.size(), s.data())); }
   std::unique_ptr<Model> model_;
   Runner runner_;
-  friend class WasmGenerator;
   std::vector<float> all_;
+  friend class WasmGenerator;
 };
 
+// A generation, idle until start().
 class WasmGenerator {
  public:
-  WasmGenerator(WasmModel& m, WasmState& s, const WasmTokenizer& t, std::vector<int32_t> prompt, GenerateOptions o)
-      : gen(m.runner_, s.state, t.tok, std::move(prompt), std::move(o)) {}
-  // One token: {text, token, done, reason}.
+  // Starts generating on state `s` after `prompt` (token ids); see Generator. The model,
+  // state and tokenizer must stay alive while it runs. Undefined or an error record.
+  val start(WasmModel& m, WasmState& s, const WasmTokenizer& t, const val& prompt, const val& options) {
+    return checked([&] {
+      gen.reset();
+      gen.emplace(m.runner_, s.state, t.tok, emscripten::convertJSArrayToNumberVector<int32_t>(prompt),
+                  generate_options(options));
+      return val::undefined();
+    });
+  }
+  // One step: {text, token, done, reason}; token -1 while the prompt is being fed.
   val next() {
     return guard([&] {
-      Generator::Piece p = gen.next();
+      if (!gen) throw Error("generator not started");
+      Generator::Piece p = gen->next();
       val o = val::object();
       o.set("text", js_text(p.text));
       o.set("token", p.token);
@@ -234,20 +302,14 @@ class WasmGenerator {
       return o;
     });
   }
-  val finish() { return js_text(gen.finish()); }
-  Generator gen;
+  // Text held back at the end (an incomplete character, a partial stop-string match).
+  val finish() { return gen ? js_text(gen->finish()) : val(std::string()); }
+  std::optional<Generator> gen;
 };
 
-WasmGenerator* WasmModel::generator(WasmState& s, const WasmTokenizer& tok, const val& prompt, const val& options) {
-  return guard([&] {
-    return new WasmGenerator(*this, s, tok, emscripten::convertJSArrayToNumberVector<int32_t>(prompt),
-                             generate_options(options));
-  });
-}
-
 // One draw from logits with the given options (a fresh sampler: no penalty history).
-int32_t sample_once(const val& logits, const val& options) {
-  return guard([&] {
+val sample_once(const val& logits, const val& options) {
+  return checked([&] {
     auto l = emscripten::convertJSArrayToNumberVector<float>(logits);
     Sampler sampler(sampler_options(options), l.size());
     return sampler.sample(l);
@@ -260,13 +322,17 @@ EMSCRIPTEN_BINDINGS(rwkv) {
   using namespace emscripten;
   function("simd", +[]() { return std::string(kernels::simd_name()); });
   function("sampleOnce", &sample_once);
+  // Bytes of the wasm heap in use by allocations (the heap itself never shrinks).
+  function("heapUsed", +[]() { return double(mallinfo().uordblks); });
   class_<WasmTokenizer>("Tokenizer")
-      .class_function("fromVocab", &WasmTokenizer::fromVocab, allow_raw_pointers())
-      .class_function("byteLevel", &WasmTokenizer::byteLevel, allow_raw_pointers())
+      .constructor<>()
+      .function("loadVocab", &WasmTokenizer::loadVocab)
       .function("encode", &WasmTokenizer::encode)
       .function("decode", &WasmTokenizer::decode)
       .function("vocabSize", &WasmTokenizer::vocabSize);
   class_<WasmGenerator>("Generator")
+      .constructor<>()
+      .function("start", &WasmGenerator::start)
       .function("next", &WasmGenerator::next)
       .function("finish", &WasmGenerator::finish);
   class_<WasmState>("State")
@@ -281,6 +347,5 @@ EMSCRIPTEN_BINDINGS(rwkv) {
       .function("step", &WasmModel::step)
       .function("prefill", &WasmModel::prefill)
       .function("prefillAll", &WasmModel::prefillAll)
-      .function("loadStateFile", &WasmModel::loadStateFile)
-      .function("generator", &WasmModel::generator, allow_raw_pointers());
+      .function("loadStateFile", &WasmModel::loadStateFile);
 }

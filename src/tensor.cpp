@@ -303,8 +303,8 @@ std::vector<TensorInfo> read_safetensors(const uint8_t* data, size_t size) {
     for (size_t d = t.shape.size(); d-- > 0;) {
       if (t.shape[d] < 0 || t.shape[d] > kMaxDim) bad("dimension " + std::to_string(t.shape[d]) + " is out of range");
       t.stride[d] = numel;
+      if (t.shape[d] != 0 && numel > kMaxDim / t.shape[d]) bad("shape " + shape_string(t.shape) + " is too large");
       numel *= t.shape[d];
-      if (numel > kMaxDim) bad("shape " + shape_string(t.shape) + " is too large");
     }
     const int64_t begin = offs->elements[0].num, end = offs->elements[1].num;
     if (begin < 0 || end < begin || uint64_t(end) > data_size)
