@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything `npm test` runs: setup, build, fixtures, the Catch2 suites natively and as
-# wasm under Node (ctest), then the node --test suites of the JS library and CLI.
+# wasm under Node (ctest), then the node --test suites of the JS library and CLI, and
+# the page in headless Chromium (tests/web).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --browser
 bash scripts/build.sh
 node scripts/make-fixtures.mjs build/fixtures
 if [ ! -d ../shared/reference ]; then
@@ -11,4 +12,4 @@ if [ ! -d ../shared/reference ]; then
 fi
 (cd build/native && ctest --output-on-failure)
 (cd build/wasm && ctest --output-on-failure)
-node --test tests/js/
+node --test tests/js/ tests/web/

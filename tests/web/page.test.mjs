@@ -1,0 +1,418 @@
+// The demo page (web/) in headless Chromium, driven by playwright-core: load a model by
+// URL, chat (state carried between turns), stop a reply, change sampling settings,
+// reload and continue the saved chat, then go offline and generate again; completion
+// mode; errors; the service worker's update. Screenshots go to test-artifacts/.
+//
+// Needs Chromium (/usr/bin/chromium, or $CHROMIUM_PATH: `bash scripts/setup.sh --browser`)
+// and playwright-core (npm install); skipped without them. Run: node --test tests/web/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { appendFile, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer } from '../../scripts/serve.mjs';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const fixtures = path.join(repo, 'build/fixtures');
+const referenceModels = path.resolve(repo, '../shared/reference/models');
+const artifacts = path.join(repo, 'test-artifacts');
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+let chromium = null;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  /* reported as a skip */
+}
+const skip = !existsSync(chromiumPath) ? `no Chromium at ${chromiumPath} (bash scripts/setup.sh --browser)`
+  : !chromium ? 'playwright-core is not installed (npm install)' : false;
+
+function ensureBuilt() {
+  assert.ok(existsSync(path.join(repo, 'build/wasm/rwkv.web.mjs')) && existsSync(path.join(repo, 'build/wasm/rwkv.web.wasm')),
+    'the wasm core is not built: bash scripts/build.sh wasm');
+  if (!existsSync(path.join(fixtures, 'fix-L3-C64-H2.pth')) || !existsSync(path.join(fixtures, 'fix-vocab-300.txt'))) {
+    const r = spawnSync(process.execPath, ['scripts/make-fixtures.mjs', fixtures], { cwd: repo, stdio: 'inherit' });
+    assert.equal(r.status, 0, 'scripts/make-fixtures.mjs failed');
+  }
+}
+
+async function launch({ viewport = { width: 1280, height: 800 } } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'rwkv-web-chromium-'));
+  // A persistent profile: the service worker, Cache API and IndexedDB survive reloads.
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: chromiumPath, args: CHROMIUM_ARGS, viewport, reducedMotion: 'reduce', headless: true,
+  });
+  const page = ctx.pages()[0] ?? await ctx.newPage();
+  page.setDefaultTimeout(30000);
+  return {
+    ctx, page,
+    close: async () => {
+      await ctx.close().catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Console errors and uncaught exceptions of the page (and its workers). */
+function collectErrors(page, allowed = []) {
+  const errors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !allowed.some((re) => re.test(m.text()))) errors.push(`console.error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+  return errors;
+}
+
+const appIs = (page, state, timeout = 30000) =>
+  page.waitForFunction((s) => document.documentElement.dataset.app === s, state, { timeout });
+
+async function shot(page, name) {
+  await mkdir(artifacts, { recursive: true });
+  await page.waitForTimeout(150);
+  await page.screenshot({ path: path.join(artifacts, name) });
+}
+
+async function loadByUrl(page, modelUrl, vocabUrl) {
+  await page.fill('#model-url', modelUrl);
+  if (vocabUrl) {
+    await page.setChecked('#vocab-none', false);
+    await page.fill('#vocab-url', vocabUrl);
+  } else {
+    await page.setChecked('#vocab-none', true);
+  }
+  await page.click('#load-button');
+  await page.waitForFunction(() => document.documentElement.dataset.app === 'ready' || !document.getElementById('load-error').hidden,
+    null, { timeout: 60000 });
+  const error = await page.locator('#load-error:not([hidden])').count() ? await page.textContent('#load-error') : null;
+  assert.equal(error, null, `loading failed: ${error}`);
+}
+
+/** Records the length of the reply being streamed at each DOM update. */
+async function watchStream(page) {
+  await page.evaluate(() => {
+    window.__replyLengths = [];
+    if (window.__observer) return;
+    const t = document.getElementById('transcript');
+    window.__observer = new MutationObserver(() => {
+      const b = t.querySelector('.msg.assistant.streaming .bubble');
+      if (b) window.__replyLengths.push(b.textContent.length);
+    });
+    window.__observer.observe(t, { subtree: true, childList: true, characterData: true });
+  });
+}
+const streamedLengths = (page) => page.evaluate(() => [...new Set(window.__replyLengths)]);
+
+async function send(page, text, { wait = true } = {}) {
+  const before = await page.locator('#transcript .msg').count();
+  await page.fill('#composer-input', text);
+  await page.press('#composer-input', 'Enter');
+  await page.waitForFunction((n) => document.querySelectorAll('#transcript .msg').length === n + 2, before);
+  if (wait) await appIs(page, 'ready', 60000);
+  return before + 2;
+}
+
+const promptTokensShown = async (page) => Number(/prompt (\d+) token/.exec(await page.textContent('#stats'))?.[1]);
+
+/** The saved chat (transcript, state bytes) and the preferences, read from the page's storage. */
+function readSaved(page) {
+  return page.evaluate(async () => {
+    const prefs = JSON.parse(localStorage.getItem('rwkv-web-demo:prefs'));
+    const db = await new Promise((resolve, reject) => {
+      const r = indexedDB.open('rwkv-web-demo');
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const get = (store, key) => new Promise((resolve, reject) => {
+      const r = db.transaction(store).objectStore(store).get(key);
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const chat = await get('chats', prefs.activeChatId);
+    const state = await get('states', prefs.activeChatId);
+    db.close();
+    return { prefs, chat, state: state ? Array.from(new Uint8Array(state)) : null };
+  });
+}
+
+test('chat, stop, settings, reload and offline with the fixture model (cross-origin isolated)', { skip, timeout: 300000 }, async () => {
+  ensureBuilt();
+  const srv = await startServer({ port: 0, models: [fixtures] });
+  const browser = await launch();
+  const { ctx, page } = browser;
+  const errors = collectErrors(page);
+  const modelUrl = `${srv.url}models/fix-L3-C64-H2.pth`;
+  const vocabUrl = `${srv.url}models/fix-vocab-300.txt`;
+  let serverUp = true;
+  try {
+    await page.goto(srv.url);
+    assert.match(page.url(), /\/web\/$/, '/ redirects to /web/');
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+    await page.waitForFunction(() => /cross-origin isolated/.test(document.getElementById('runtime-info').textContent));
+    assert.match(await page.textContent('#runtime-info'), /WASM SIMD · 1 thread · cross-origin isolated/);
+    await shot(page, 'desktop-welcome.png');
+
+    // Load through the URL fields: the progress bar ends full.
+    await loadByUrl(page, modelUrl, vocabUrl);
+    assert.equal(await page.evaluate(() => document.getElementById('load-progress').value), 1);
+    assert.match(await page.textContent('#load-progress-text'), /Ready in .*fix-L3-C64-H2\.pth · 3 layers · 64 wide · 300 tokens/);
+    assert.match(await page.textContent('#model-status'), /fix-L3-C64-H2\.pth/);
+    await page.waitForFunction(() => /\d/.test(document.getElementById('memory-info').textContent));
+
+    // Shift+Enter is a new line, not a send.
+    await page.click('#composer-input');
+    await page.keyboard.type('line one');
+    await page.keyboard.press('Shift+Enter');
+    await page.keyboard.type('line two');
+    assert.equal(await page.inputValue('#composer-input'), 'line one\nline two');
+    assert.equal(await page.locator('#transcript .msg').count(), 0);
+    await page.fill('#composer-input', '');
+
+    // Two chat turns; a seed makes the run reproducible.
+    await page.fill('#maxTokens', '80');
+    await page.fill('#seed', '42');
+    await watchStream(page);
+    await send(page, 'Hello there');
+    assert.equal(await page.locator('#transcript .msg.user').count(), 1);
+    assert.match(await page.textContent('#transcript .msg.assistant .meta'), /\d+ tokens · [\d.]+ tokens\/s/);
+    assert.match(await page.textContent('#speed-info'), /[\d.]+ tok\/s/);
+    assert.match(await page.textContent('#stats'), /tokens\/s · prompt \d+ tokens/);
+    const second = 'How are you?';
+    await send(page, second);
+    // Only the new turn is fed: the state carries the first one.
+    const secondPrompt = (await readSaved(page)).chat;
+    assert.equal(secondPrompt.messages.length, 4);
+    assert.ok(await promptTokensShown(page) <= Buffer.byteLength(`\n\nUser: ${second}\n\nAssistant:`), 'the second turn feeds only its own text');
+    await shot(page, 'desktop-chat.png');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot(page, 'phone-chat.png');
+    await page.click('#drawer-toggle');
+    await page.waitForFunction(() => document.getElementById('sidebar').classList.contains('open'));
+    await shot(page, 'phone-drawer.png');
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => !document.getElementById('sidebar').classList.contains('open'));
+    await page.setViewportSize({ width: 1280, height: 800 });
+
+    // A long reply (no stop strings, a huge max tokens), stopped with Escape mid-way.
+    await page.fill('#stop', '');
+    await page.fill('#maxTokens', '100000');
+    await watchStream(page);
+    const n = await send(page, 'Tell me a very long story.', { wait: false });
+    await page.waitForFunction(() => document.querySelector('#transcript .msg.assistant.streaming .bubble')?.textContent.length > 200);
+    assert.equal(await page.isVisible('#stop-button'), true, 'the Stop button shows while generating');
+    await page.keyboard.press('Escape');
+    await appIs(page, 'ready', 10000);
+    assert.equal(await page.locator('#transcript .msg').count(), n);
+    assert.match(await page.textContent('#transcript .msg.assistant:last-child .meta'), /stopped/);
+    assert.ok((await streamedLengths(page)).length >= 3, 'the reply streamed in pieces');
+    const stopped = (await readSaved(page)).chat.messages.at(-1);
+    assert.equal(stopped.stopped, true);
+    assert.ok(stopped.meta.tokens < 100000, 'stopped early');
+    assert.equal((await readSaved(page)).chat.separator, '\n\n', 'an unfinished reply gets its blank line next turn');
+
+    // Settings: the usual stop string back, a lower temperature; remembered.
+    await page.fill('#stop', '\\n\\n');
+    await page.fill('#maxTokens', '60');
+    await page.fill('#temperature', '0.7');
+    const { prefs } = await readSaved(page);
+    assert.deepEqual(prefs.settings.chat.stop, ['\n\n']);
+    assert.equal(prefs.settings.chat.temperature, 0.7);
+    assert.equal(prefs.settings.chat.seed, 42);
+    assert.equal(prefs.settings.chat.banEndOfText, true, 'the chat default, as in ChatRWKV');
+
+    // Completion mode (its own settings and session).
+    await page.click('#tab-completion');
+    assert.equal(await page.textContent('#sampling-mode'), 'completion');
+    assert.equal(await page.inputValue('#topP'), '0.85');
+    await page.fill('#maxTokens', '30');
+    await page.fill('#completion-input', 'Once upon a time');
+    await page.click('#complete-button');
+    await appIs(page, 'ready');
+    assert.match(await page.textContent('#stats'), /^30 tokens/);
+    assert.ok((await page.textContent('#completion-output .gen-part')).length > 0);
+    assert.equal(await page.textContent('#completion-output .prompt-part'), 'Once upon a time');
+    await shot(page, 'desktop-completion.png');
+    await page.click('#tab-chat');
+
+    // The files the offline page needs are stored: the page (service worker) and the model (library cache).
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 20000 });
+    await page.waitForFunction(() => !document.getElementById('model-offline').hidden);
+
+    // Reload: the model comes back from the cache, the chat from IndexedDB, with its state.
+    await page.reload();
+    await appIs(page, 'ready');
+    assert.equal(await page.locator('#transcript .msg').count(), 6);
+    assert.equal(await page.inputValue('#temperature'), '0.7');
+    assert.match(await page.textContent('#load-progress-text'), /Ready/);
+    const saved = await readSaved(page);
+    await watchStream(page);
+    const third = 'Continue, please.';
+    await send(page, third);
+    const after = await readSaved(page);
+    assert.equal(after.chat.messages.length, 8);
+    // The same turn in Node from the saved state gives the same reply: the page restored the state and fed only the new turn.
+    const { load } = await import('../../js/rwkv.mjs');
+    const model = await load(path.join(fixtures, 'fix-L3-C64-H2.pth'), { vocab: path.join(fixtures, 'fix-vocab-300.txt') });
+    try {
+      const session = await model.createSession();
+      await session.restoreState(Uint8Array.from(saved.state));
+      const { banEndOfText, ...settings } = saved.prefs.settings.chat;
+      const options = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== null));
+      if (banEndOfText) options.bannedTokens = [0];
+      const expected = await session.generate(`${saved.chat.separator}User: ${third}\n\nAssistant:`, options).result;
+      assert.equal(after.chat.messages.at(-1).text, expected.text);
+      assert.equal(await promptTokensShown(page), expected.promptTokens);
+    } finally {
+      await model.dispose();
+    }
+
+    // Offline: the server is gone and the browser has no network; the page, the library,
+    // the wasm and the model all come from this device.
+    await srv.close();
+    serverUp = false;
+    await ctx.setOffline(true);
+    await page.reload();
+    assert.equal(await page.evaluate(() => navigator.onLine), false);
+    await appIs(page, 'ready');
+    assert.equal(await page.locator('#transcript .msg').count(), 8);
+    await send(page, 'Are we offline?');
+    assert.equal(await page.locator('#transcript .msg').count(), 10);
+    assert.match(await page.textContent('#transcript .msg.assistant:last-child .meta'), /\d+ tokens/);
+    await shot(page, 'desktop-offline.png');
+
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    if (serverUp) await srv.close();
+  }
+});
+
+test('byte-level trained model without isolation; errors are explained', { skip: skip || (!existsSync(referenceModels) && 'no ../shared/reference'), timeout: 180000 }, async () => {
+  ensureBuilt();
+  const srv = await startServer({ port: 0, models: [referenceModels, fixtures], isolation: false });
+  const huge = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Length': String(4.29e9), 'Access-Control-Allow-Origin': '*', 'Content-Type': 'application/octet-stream' });
+    res.write(Buffer.alloc(1024));
+  });
+  await new Promise((resolve) => huge.listen(0, '127.0.0.1', resolve));
+  const hugeUrl = `http://127.0.0.1:${huge.address().port}/huge.pth`;
+  const browser = await launch();
+  const { page } = browser;
+  // The 404 below is reported by Chromium itself.
+  const errors = collectErrors(page, [/status of 404/]);
+  try {
+    await page.goto(`${srv.url}web/`);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), false);
+    await page.waitForFunction(() => /not isolated/.test(document.getElementById('runtime-info').textContent));
+
+    // Errors first: a missing file, a truncated model, a vocabulary too big for the model.
+    await page.fill('#model-url', `${srv.url}models/no-such-model.pth`);
+    await page.setChecked('#vocab-none', true);
+    await page.click('#load-button');
+    await page.waitForSelector('#load-error:not([hidden])');
+    assert.match(await page.textContent('#load-error'), /The download failed.*HTTP 404/);
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.app), 'empty');
+
+    await page.fill('#model-url', `${srv.url}models/bad-truncated.pth`);
+    await page.click('#load-button');
+    await page.waitForFunction(() => /usable RWKV-7 model/.test(document.getElementById('load-error').textContent));
+    assert.equal(await page.isVisible('#load-error'), true);
+
+    await page.setChecked('#vocab-none', false);
+    await page.fill('#model-url', `${srv.url}models/tiny-rwkv-7v0-834K.fp32.pth`);
+    await page.fill('#vocab-url', `${srv.url}models/fix-vocab-300.txt`);
+    await page.click('#load-button');
+    await page.waitForFunction(() => /vocabulary does not fit/.test(document.getElementById('load-error').textContent));
+
+    // A model too big for the 4 GB a wasm32 heap can address (the server announces 4.29 GB, then stalls).
+    await page.fill('#model-url', hugeUrl);
+    await page.setChecked('#vocab-none', true);
+    await page.click('#load-button');
+    await page.waitForFunction(() => /does not fit in memory/.test(document.getElementById('load-error').textContent));
+    assert.match(await page.textContent('#load-error'), /out of memory/i);
+
+    // The trained byte-level model needs no vocabulary.
+    await loadByUrl(page, `${srv.url}models/tiny-rwkv-7v0-834K.fp32.pth`, null);
+    assert.match(await page.textContent('#load-progress-text'), /12 layers · 64 wide · 256 tokens/);
+    await page.fill('#maxTokens', '120');
+    await page.fill('#seed', '7');
+    await send(page, 'Hello! Who are you?');
+    const reply = await page.textContent('#transcript .msg.assistant .bubble');
+    assert.ok(reply.length > 0, 'a reply');
+    await send(page, 'Tell me more.');
+    await page.waitForTimeout(100);
+    await shot(page, 'desktop-tiny-model.png');
+
+    // Local files: a model dropped on the page, a vocabulary from the file picker.
+    await page.evaluate(async (url) => {
+      const bytes = await (await fetch(url)).blob();
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped-model.pth'));
+      for (const type of ['dragenter', 'dragover', 'drop'])
+        document.body.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, `${srv.url}models/fix-L3-C64-H2.pth`);
+    await page.waitForFunction(() => !document.getElementById('model-file-chip').hidden);
+    assert.match(await page.textContent('#model-file-name'), /dropped-model\.pth · 423 KB/);
+    assert.equal(await page.isHidden('#drop-overlay'), true);
+    await page.setInputFiles('#vocab-file', path.join(fixtures, 'fix-vocab-300.txt'));
+    assert.match(await page.textContent('#vocab-file-name'), /fix-vocab-300\.txt/);
+    assert.equal(await page.isChecked('#vocab-none'), false);
+    await page.click('#load-button');
+    await appIs(page, 'ready');
+    assert.equal(await page.isVisible('#load-error'), false);
+    assert.match(await page.textContent('#model-status'), /dropped-model\.pth · 3×64/);
+    // The open chat belongs to the other model: it says so instead of mixing states.
+    assert.match(await page.textContent('#chat-notice'), /held with another model/);
+    await page.click('#new-chat');
+    await send(page, 'Hi');
+    assert.equal(await page.locator('#transcript .msg').count(), 2);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await srv.close();
+    huge.closeAllConnections();
+    huge.close();
+  }
+});
+
+test('an update of the files is picked up: the service worker never serves a stale wasm', { skip, timeout: 120000 }, async () => {
+  ensureBuilt();
+  // A copy of what the page needs, so that a "rebuild" can be simulated.
+  const root = await mkdtemp(path.join(tmpdir(), 'rwkv-web-root-'));
+  for (const dir of ['web', 'js']) await cp(path.join(repo, dir), path.join(root, dir), { recursive: true });
+  await mkdir(path.join(root, 'build/wasm'), { recursive: true });
+  for (const f of ['rwkv.web.mjs', 'rwkv.web.wasm']) await cp(path.join(repo, 'build/wasm', f), path.join(root, 'build/wasm', f));
+  const srv = await startServer({ root, port: 0, models: [fixtures] });
+  const browser = await launch();
+  const { page } = browser;
+  const errors = collectErrors(page);
+  try {
+    await page.goto(`${srv.url}web/`);
+    const v1 = (await (await fetch(`${srv.url}web/version.json`)).json()).version;
+    await page.waitForFunction((v) => navigator.serviceWorker.controller?.scriptURL.endsWith(`v=${v}`), v1, { timeout: 20000 });
+    await loadByUrl(page, `${srv.url}models/fix-L3-C64-H2.pth`, `${srv.url}models/fix-vocab-300.txt`);
+
+    await appendFile(path.join(root, 'build/wasm/rwkv.web.mjs'), '\n// rebuilt\n');
+    const v2 = (await (await fetch(`${srv.url}web/version.json`)).json()).version;
+    assert.notEqual(v2, v1);
+    // The reload is served by the old version, which sees the new one and hands over (one more reload).
+    await page.reload();
+    await page.waitForFunction((v) => navigator.serviceWorker.controller?.scriptURL.endsWith(`v=${v}`), v2, { timeout: 30000 });
+    await appIs(page, 'ready');
+    const glue = await page.evaluate(async () => (await fetch('../build/wasm/rwkv.web.mjs')).text());
+    assert.ok(glue.endsWith('// rebuilt\n'), 'the new wasm glue is served');
+    const caches = await page.evaluate(() => caches.keys());
+    assert.deepEqual(caches.filter((c) => c.startsWith('rwkv-web-app-')), [`rwkv-web-app-${v2}`], 'the old version is deleted');
+    await send(page, 'Still working?');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await srv.close();
+    await rm(root, { recursive: true, force: true });
+  }
+});
