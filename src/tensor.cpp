@@ -7,6 +7,7 @@
 
 #include "bytes.h"
 #include "pickle.h"
+#include "utf8.h"
 #include "zip.h"
 
 namespace rwkv {
@@ -248,14 +249,11 @@ class Json {
           if (i_ + 4 > s_.size()) fail("short \\u escape");
           unsigned cp = 0;
           for (int k = 0; k < 4; ++k) {
-            const char h = s_[i_++];
-            cp = cp * 16 + (h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 99u);
-            if (cp > 0xFFFF) fail("bad \\u escape");
+            const int h = hex_value(s_[i_++]);
+            if (h < 0) fail("bad \\u escape");
+            cp = cp * 16 + unsigned(h);
           }
-          // Names are compared as bytes; a BMP code point is enough for tensor names.
-          if (cp < 0x80) out += char(cp);
-          else if (cp < 0x800) out += char(0xC0 | (cp >> 6)), out += char(0x80 | (cp & 0x3F));
-          else out += char(0xE0 | (cp >> 12)), out += char(0x80 | ((cp >> 6) & 0x3F)), out += char(0x80 | (cp & 0x3F));
+          append_utf8(out, cp);  // names are compared as bytes: a lone surrogate stays as it is
           break;
         }
         default: fail("bad escape");

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "sampler.h"  // rwkv::Rng: the same random strings on every platform
 #include "test_support.h"
+#include "utf8.h"
 #include "tokenizer.h"
 
 using Catch::Matchers::Contains;
@@ -112,23 +113,7 @@ class JsonReader {
     pos_ += 4;
     return v;
   }
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += char(cp);
-    } else if (cp < 0x800) {
-      out += char(0xC0 | cp >> 6);
-      out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += char(0xE0 | cp >> 12);
-      out += char(0x80 | (cp >> 6 & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    } else {
-      out += char(0xF0 | cp >> 18);
-      out += char(0x80 | (cp >> 12 & 0x3F));
-      out += char(0x80 | (cp >> 6 & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    }
-  }
+
   std::string string() {
     expect('"');
     std::string out;
@@ -153,7 +138,7 @@ class JsonReader {
             pos_ += 2;
             cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4() - 0xDC00);
           }
-          append_utf8(out, cp);
+          rwkv::append_utf8(out, cp);
           break;
         }
         default: out += e;  // \" \\ \/
@@ -186,23 +171,6 @@ bool valid_utf8(std::string_view s) {
 
 size_t below(rwkv::Rng& rng, size_t n) { return size_t(rng.next() % n); }
 
-void put_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | cp >> 6);
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | cp >> 12);
-    out += char(0x80 | (cp >> 6 & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | cp >> 18);
-    out += char(0x80 | (cp >> 12 & 0x3F));
-    out += char(0x80 | (cp >> 6 & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
 
 std::string random_utf8(rwkv::Rng& rng, size_t chars) {
   std::string s;
@@ -216,7 +184,7 @@ std::string random_utf8(rwkv::Rng& rng, size_t chars) {
       default: cp = uint32_t(0x10000 + below(rng, 0x110000 - 0x10000));
     }
     if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0x4E2D;
-    put_utf8(s, cp);
+    rwkv::append_utf8(s, cp);
   }
   return s;
 }
@@ -548,7 +516,7 @@ TEST_CASE("Tokenizer speed (report only)", "[.bench]") {
       case 0: text += english[below(rng, 5)]; break;
       case 1: text += code[below(rng, 4)]; break;
       default:
-        for (size_t k = 5 + below(rng, 30); k > 0; --k) put_utf8(text, uint32_t(0x4E00 + below(rng, 0x1000)));
+        for (size_t k = 5 + below(rng, 30); k > 0; --k) rwkv::append_utf8(text, uint32_t(0x4E00 + below(rng, 0x1000)));
         text += "。";
     }
   }
