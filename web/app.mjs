@@ -635,6 +635,31 @@ function needModel() {
   return false;
 }
 
+
+/**
+ * Runs start() (which returns a library Generation), pushing its pieces to `out` and
+ * counting them in `speed`; an abort is not a failure. Returns {result, failure}.
+ */
+async function streamGeneration(start, out, speed) {
+  let result = null, failure = null;
+  try {
+    const gen = await start();
+    try {
+      for await (const piece of gen) {
+        out.push(piece);
+        speed.piece();
+      }
+    } catch (err) {
+      if (err?.name !== 'AbortError') throw err;
+    }
+    result = await gen.result;
+  } catch (err) {
+    failure = err;
+  }
+  out.end();
+  return { result, failure };
+}
+
 async function sendMessage(text) {
   if (app.busy) return;
   const clean = text.replace(/\r/g, '').replace(/\n{2,}/g, '\n').trim();  // a blank line would end the turn
@@ -687,22 +712,7 @@ async function sendMessage(text) {
     bubble.textContent = displayText(reply);
     if (stick) ui.transcriptWrap.scrollTop = ui.transcriptWrap.scrollHeight;
   });
-  let result = null, failure = null;
-  try {
-    const gen = session.generate(prompt, { ...opts, signal: app.abort.signal });
-    try {
-      for await (const piece of gen) {
-        out.push(piece);
-        speed.piece();
-      }
-    } catch (err) {
-      if (err?.name !== 'AbortError') throw err;
-    }
-    result = await gen.result;
-  } catch (err) {
-    failure = err;
-  }
-  out.end();
+  const { result, failure } = await streamGeneration(() => session.generate(prompt, { ...opts, signal: app.abort.signal }), out, speed);
   speed.done(result);
   replyEl.classList.remove('streaming');
   ui.transcript.setAttribute('aria-busy', 'false');
@@ -779,24 +789,11 @@ async function complete() {
     text += t;
     genEl.textContent = text;
   });
-  let result = null, failure = null;
-  try {
+  const { result, failure } = await streamGeneration(async () => {
     app.completionSession ??= await app.model.createSession();
     await app.completionSession.reset();
-    const gen = app.completionSession.generate(prompt, { ...generationOptions('completion'), signal: app.abort.signal });
-    try {
-      for await (const piece of gen) {
-        out.push(piece);
-        speed.piece();
-      }
-    } catch (err) {
-      if (err?.name !== 'AbortError') throw err;
-    }
-    result = await gen.result;
-  } catch (err) {
-    failure = err;
-  }
-  out.end();
+    return app.completionSession.generate(prompt, { ...generationOptions('completion'), signal: app.abort.signal });
+  }, out, speed);
   speed.done(result);
   ui.completionOutput.classList.remove('streaming');
   ui.completionOutput.setAttribute('aria-busy', 'false');
