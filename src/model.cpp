@@ -144,6 +144,13 @@ std::unique_ptr<Model> Model::load(Bytes file) {
   Config& c = m->config_;
   c.n_layer = L.count_layers();
   if (c.n_layer == 0) throw Error("model file has no 'blocks.N.' tensors; is this an RWKV-7 (x070) checkpoint?");
+  // Every layer below the highest index must be there before anything is sized by it.
+  for (int i = 0; i < c.n_layer; ++i) {
+    const std::string key = "blocks." + std::to_string(i) + ".ln1.weight";
+    if (!L.find(key))
+      throw Error("model file lacks tensor '" + key + "' (layers go up to " + std::to_string(c.n_layer - 1) + ")");
+  }
+
   c.V = int(L.dim("emb.weight", 2, 0, kMaxVocab));
   c.C = int(L.dim("emb.weight", 2, 1, kMaxWidth));
   c.H = int(L.dim("blocks.0.att.r_k", 2, 0, kMaxWidth));

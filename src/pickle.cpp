@@ -9,7 +9,7 @@ namespace rwkv {
 namespace {
 
 struct Value;
-using ValuePtr = std::shared_ptr<const Value>;
+using ValuePtr = std::shared_ptr<Value>;
 
 // A pickled Python object, as far as state dicts need them.
 struct Value {
@@ -37,6 +37,11 @@ const char* kind_name(Value::Kind k) {
 class Unpickler {
  public:
   Unpickler(const uint8_t* data, size_t size) : r_(data, size, "pickle data.pkl") {}
+  // Dicts and lists are mutable, so a hostile pickle can make them hold each other:
+  // emptying them all breaks such cycles (and ends deep nesting without recursion).
+  ~Unpickler() {
+    for (auto& c : containers_) c->items.clear();
+  }
 
   ValuePtr run() {
     for (;;) {
@@ -160,7 +165,11 @@ class Unpickler {
   [[noreturn]] void fail(size_t at, const std::string& msg) const {
     throw Error("pickle data.pkl: at byte " + std::to_string(at) + ": " + msg);
   }
-  static ValuePtr make(Value::Kind k) { return std::make_shared<Value>(k); }
+  ValuePtr make(Value::Kind k) const {
+    auto v = std::make_shared<Value>(k);
+    if (k == Value::Kind::Dict || k == Value::Kind::List) containers_.push_back(v);
+    return v;
+  }
   static ValuePtr make_int(int64_t i, Value::Kind k = Value::Kind::Int) {
     auto v = std::make_shared<Value>(k);
     v->i = i;
@@ -177,7 +186,7 @@ class Unpickler {
     return v;
   }
   ValuePtr make_seq(Value::Kind k, std::vector<ValuePtr> items, size_t at) const {
-    auto v = std::make_shared<Value>(k);
+    ValuePtr v = make(k);
     for (auto& item : items) v->depth = std::max(v->depth, item->depth + 1);
     if (v->depth > kMaxDepth) fail(at, "objects nested deeper than " + std::to_string(kMaxDepth));
     v->items = std::move(items);
@@ -227,19 +236,19 @@ class Unpickler {
     if (it == memo_.end()) fail(at, "memo key " + std::to_string(key) + " was never stored");
     return it->second;
   }
-  // Mutating opcodes work on a fresh copy: values are shared through the memo.
+  // Mutating opcodes change the object in place, as Python does: the memo and the stack
+  // may hold the same dict or list.
   Value& mutable_top(Value::Kind want, size_t at) {
     need(1, at);
     if (stack_.back()->kind != want)
       fail(at, std::string("expected a ") + kind_name(want) + " but found a " + kind_name(stack_.back()->kind));
-    auto copy = std::make_shared<Value>(*stack_.back());
-    stack_.back() = copy;
-    return *copy;
+    return *stack_.back();
   }
   void set_items(size_t at, std::vector<ValuePtr> kv) {
     if (kv.size() % 2) fail(at, "SETITEMS with an odd number of items");
     Value& d = mutable_top(Value::Kind::Dict, at);
     for (auto& item : kv) {
+      if (item.get() == &d) fail(at, "a dict inserted into itself");
       d.depth = std::max(d.depth, item->depth + 1);
       d.items.push_back(std::move(item));
     }
@@ -248,6 +257,7 @@ class Unpickler {
   void append(size_t at, std::vector<ValuePtr> items) {
     Value& l = mutable_top(Value::Kind::List, at);
     for (auto& item : items) {
+      if (item.get() == &l) fail(at, "a list appended to itself");
       l.depth = std::max(l.depth, item->depth + 1);
       l.items.push_back(std::move(item));
     }
@@ -317,12 +327,14 @@ class Unpickler {
   std::vector<ValuePtr> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint32_t, ValuePtr> memo_;
+  mutable std::vector<ValuePtr> containers_;  // every dict and list made
 };
 
 }  // namespace
 
 std::vector<PickledTensor> read_state_dict_pickle(const uint8_t* data, size_t size) {
-  ValuePtr root = Unpickler(data, size).run();
+  Unpickler unpickler(data, size);  // owns the objects until the tensors are copied out
+  ValuePtr root = unpickler.run();
   if (root->kind != Value::Kind::Dict)
     throw Error(std::string("pickle data.pkl: top-level object is a ") + kind_name(root->kind) +
                 ", not a state dict");

@@ -86,6 +86,14 @@ void check_view(const std::string& name, int64_t numel, int64_t offset, const st
     if (n < 0 || n > kMaxDim) bad("dimension " + std::to_string(n) + " is out of range");
   for (int64_t n : shape)
     if (n == 0) return;
+  // More elements than the storage holds means overlapping views (stride 0 and the
+  // like), which torch.save never writes for weights: a tiny file could otherwise ask
+  // for gigabytes of work. Shapes are at most 2^40 each, so the product is checked as it goes.
+  int64_t count = 1;
+  for (int64_t n : shape) {
+    if (count > (numel - offset) / n) bad("shape " + shape_string(shape) + " has more elements than its storage holds past offset " + std::to_string(offset));
+    count *= n;
+  }
   int64_t last = offset;
   for (size_t d = 0; d < shape.size(); ++d) {
     if (stride[d] < 0) bad("negative stride");
@@ -139,11 +147,12 @@ class Json {
     enum class Kind { Null, Bool, Number, String, Array, Object } kind = Kind::Null;
     std::string str;
     int64_t num = 0;
-    std::vector<std::pair<std::string, Node>> members;  // Object
+    std::vector<std::string> keys;  // Object: keys[i] names values[i]
+    std::vector<Node> values;
     std::vector<Node> elements;                         // Array
     const Node* get(std::string_view key) const {
-      for (auto& [k, v] : members)
-        if (k == key) return &v;
+      for (size_t i = 0; i < keys.size(); ++i)
+        if (keys[i] == key) return &values[i];
       return nullptr;
     }
   };
@@ -182,7 +191,8 @@ class Json {
       for (;;) {
         std::string k = string();
         expect(':');
-        n.members.emplace_back(std::move(k), value(depth + 1));
+        n.keys.push_back(std::move(k));
+        n.values.push_back(value(depth + 1));
         if (peek() == ',') { ++i_; continue; }
         expect('}');
         return n;
@@ -211,7 +221,7 @@ class Json {
       if (i_ >= s_.size() || s_[i_] < '0' || s_[i_] > '9') fail("bad number");
       uint64_t v = 0;
       while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') {
-        if (v > (uint64_t(1) << 60)) fail("number too large");
+        if (v >= (uint64_t(1) << 59)) fail("number too large");  // 10 v + 9 < 2^63: no overflow
         v = v * 10 + uint64_t(s_[i_++] - '0');
       }
       if (i_ < s_.size() && (s_[i_] == '.' || s_[i_] == 'e' || s_[i_] == 'E')) fail("non-integer number");
@@ -274,9 +284,9 @@ std::vector<TensorInfo> read_safetensors(const uint8_t* data, size_t size) {
   const uint8_t* base = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
   std::vector<TensorInfo> out;
-  for (const auto& member : root.members) {
-    const std::string& name = member.first;
-    const Json::Node& node = member.second;
+  for (size_t m = 0; m < root.keys.size(); ++m) {
+    const std::string& name = root.keys[m];
+    const Json::Node& node = root.values[m];
     if (name == "__metadata__") continue;
     auto bad = [&](const std::string& why) { throw Error("safetensors tensor '" + name + "': " + why); };
     const auto* dt = node.get("dtype");

@@ -2,9 +2,11 @@
 // give an rwkv::Error that says what is wrong, never a crash.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <random>
 
+#include "pickle.h"
 #include "rwkv.h"
 #include "test_support.h"
 
@@ -133,4 +135,37 @@ TEST_CASE("files that are not checkpoints are told apart", "[loader][errors]") {
   ok[0] = char(hdr.size());
   ok += hdr + std::string(4, '\0');
   CHECK_THROWS_WITH(load_string(ok), Catch::Contains("RWKV-7"));
+}
+
+TEST_CASE("inputs the fuzzers found are refused quickly and cleanly", "[loader][errors]") {
+  auto safetensors = [](std::string header) {
+    while (header.size() % 8) header += ' ';
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[i] = char((header.size() >> (8 * i)) & 0xFF);
+    return out + header;
+  };
+  // The most negative int64 in the JSON header (its negation overflowed).
+  CHECK_THROWS_WITH(load_string(safetensors(R"({"a":-9223372036854775808})")), Catch::Contains("number too large"));
+  // A layer index of 1023 with nothing below it once sized a 5 GB buffer.
+  std::string big = safetensors(
+      R"({"emb.weight":{"dtype":"F32","shape":[1,4],"data_offsets":[0,16]},)"
+      R"("blocks.0.att.r_k":{"dtype":"F32","shape":[1,4],"data_offsets":[0,16]},)"
+      R"("blocks.0.ffn.key.weight":{"dtype":"F32","shape":[1,4],"data_offsets":[0,16]},)"
+      R"("blocks.0.att.w1":{"dtype":"F32","shape":[4,1],"data_offsets":[0,16]},)"
+      R"("blocks.0.att.a1":{"dtype":"F32","shape":[4,1],"data_offsets":[0,16]},)"
+      R"("blocks.0.att.g1":{"dtype":"F32","shape":[4,1],"data_offsets":[0,16]},)"
+      R"("blocks.1023.x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})");
+  big += std::string(16, '\0');
+  CHECK_THROWS_WITH(load_string(big), Catch::Contains("lacks tensor 'blocks.0.ln1.weight'"));
+}
+
+TEST_CASE("a pickle that keeps growing one dict stays linear", "[loader][errors]") {
+  // PROTO 2, EMPTY_DICT, then 200000 x (None None SETITEM), STOP: once quadratic.
+  std::string pkl = "\x80\x02}";
+  for (int i = 0; i < 200000; ++i) pkl += "NNs";
+  pkl += ".";
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH(read_state_dict_pickle(reinterpret_cast<const uint8_t*>(pkl.data()), pkl.size()),
+                    Catch::Contains("key is not a string"));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
 }
