@@ -13,3 +13,7 @@ fi
 (cd build/native && ctest --output-on-failure)
 (cd build/wasm && ctest --output-on-failure)
 node --test tests/js/ tests/web/
+# Robustness: the native suites under ASan + UBSan, and a short run of every fuzzer
+# (the long run: bash scripts/fuzz.sh 600).
+bash scripts/sanitize.sh
+bash scripts/fuzz.sh "${RWKV_FUZZ_SECONDS:-10}"
