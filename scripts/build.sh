@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the native tree (build/native: tests, tools) and the wasm tree (build/wasm:
-# rwkv.js + rwkv.wasm for the JS library, and the tests as wasm). Pass "native" or
-# "wasm" to build only one.
+# Builds the native tree (build/native: tests, rwkv_generate) and the wasm tree
+# (build/wasm: rwkv.js + rwkv.wasm for Node, rwkv.web.mjs + .wasm for browsers, and the
+# tests as wasm): only what the library and the tests need. Pass "native" or "wasm" to
+# build one tree; the benchmark builds its own targets (scripts/bench.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -13,11 +14,11 @@ export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
 
 if [ "$what" = all ] || [ "$what" = native ]; then
   [ -f build/native/CMakeCache.txt ] || cmake -S . -B build/native -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
-  cmake --build build/native -j "$jobs"
+  cmake --build build/native -j "$jobs" --target ${RWKV_NATIVE_TARGETS:-rwkv_tests rwkv_generate}
 fi
 if [ "$what" = all ] || [ "$what" = wasm ]; then
   # Node 20 rejects the --experimental-wasm-threads flag emcmake puts in the test emulator.
   [ -f build/wasm/CMakeCache.txt ] || emcmake cmake -S . -B build/wasm -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
     "-DCMAKE_CROSSCOMPILING_EMULATOR=$(command -v node);--no-experimental-fetch" >/dev/null
-  cmake --build build/wasm -j "$jobs"
+  cmake --build build/wasm -j "$jobs" --target ${RWKV_WASM_TARGETS:-rwkv_tests rwkv_wasm rwkv_wasm_web}
 fi
