@@ -177,3 +177,21 @@ test('a crashed worker is replaced: the model works again, old sessions say what
   assert.deepEqual(await fresh.step(5), want);
   await model.dispose();
 });
+
+test('50 sessions over one model cost 50 states and nothing of the weights', { skip: skipNoFixtures }, async () => {
+  const model = await loadFixture();
+  const first = await model.createSession();
+  await first.generate('warm up', { maxTokens: 3 }).result;
+  const before = await model.memory();
+  const sessions = [];
+  for (let i = 0; i < 50; i++) sessions.push(await model.createSession());
+  await Promise.all(sessions.map((s, i) => s.step(1 + i)));
+  const after = await model.memory();
+  const stateBytes = 4 * model.config.stateSize;
+  const perSession = (after.heapUsedBytes - before.heapUsedBytes) / 50;
+  console.log(`# 50 sessions: weights ${model.config.memoryBytes} B, state ${stateBytes} B, heap in use +${after.heapUsedBytes - before.heapUsedBytes} B = ${perSession.toFixed(0)} B per session`);
+  assert.ok(perSession >= stateBytes && perSession < stateBytes + 256, `${perSession} bytes per session for a ${stateBytes}-byte state`);
+  for (const s of sessions) await s.dispose();
+  assert.equal((await model.memory()).heapUsedBytes, before.heapUsedBytes);
+  await model.dispose();
+});
