@@ -10,22 +10,33 @@ export const defaultWasmBase = new URL('../build/wasm/', import.meta.url);
 /**
  * Instantiates the wasm core. In Node the glue's own loader cannot fetch the wasm
  * (Node 20's fetch rejects file paths), so the bytes are read here and handed over.
- * @param {{wasmBase?: URL|string}} [options]
+ * With threads > 1 the pthread build (rwkv-mt.js) is used when it was built, with a
+ * pool of that many threads; otherwise the single-thread one.
+ * @param {{wasmBase?: URL|string, threads?: number}} [options]
  */
 export async function loadCore(options = {}) {
   const base = new URL(options.wasmBase ?? defaultWasmBase);
   if (!isNode) throw new Error('loadCore: the browser loader lives in js/worker.mjs');
-  const [{ createRequire }, { readFile }, { fileURLToPath }] = await Promise.all([
-    import('node:module'), import('node:fs/promises'), import('node:url')]);
-  const gluePath = fileURLToPath(new URL('rwkv.js', base));
+  const [{ createRequire }, { readFile }, { existsSync }, { fileURLToPath }] = await Promise.all([
+    import('node:module'), import('node:fs/promises'), import('node:fs'), import('node:url')]);
+  const threads = Math.max(1, Math.floor(options.threads ?? 1));
+  const name = threads > 1 && existsSync(fileURLToPath(new URL('rwkv-mt.js', base))) ? 'rwkv-mt' : 'rwkv';
+  const gluePath = fileURLToPath(new URL(`${name}.js`, base));
   let factory;
   try {
     factory = createRequire(import.meta.url)(gluePath);
   } catch (err) {
     throw new Error(`the wasm core is not built (${gluePath} is missing): run \`npm run build\``, { cause: err });
   }
-  const wasmBinary = await readFile(new URL('rwkv.wasm', base));
-  return factory({ wasmBinary });
+  const wasmBinary = await readFile(new URL(`${name}.wasm`, base));
+  return factory({ wasmBinary, pthreadPoolSize: threads });
+}
+
+/** Threads a Node process can use: the CPUs it may run on, at most 4. */
+export async function defaultThreads() {
+  if (!isNode) return 1;
+  const os = await import('node:os');
+  return Math.min(4, os.availableParallelism?.() ?? os.cpus().length);
 }
 
 /**

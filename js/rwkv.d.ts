@@ -22,6 +22,8 @@ export interface LoadOptions {
   cache?: boolean;
   /** Node: cache folder (default $RWKV_WEB_CACHE or ~/.cache/rwkv-web). */
   cacheDir?: string;
+  /** Node: threads for the matrix products (default min(CPUs, 4), pthread build); browsers use 1. */
+  threads?: number;
   /** Folder of the built rwkv.js / rwkv.web.mjs and .wasm (default ../build/wasm/ next to js/). */
   wasmBase?: string | URL;
 }
@@ -79,6 +81,7 @@ export declare class Model {
   readonly config: ModelConfig;
   readonly name: string;
   readonly hasVocab: boolean;
+  readonly runtime: { threads: number; simd: string };
   createSession(): Promise<Session>;
   tokenize(text: string): Promise<number[]>;
   detokenize(tokens: ArrayLike<number>): Promise<string>;

@@ -35,7 +35,8 @@ function progressReporter(onProgress) {
  * Loads a model (official .pth or .safetensors) into a new worker.
  * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
  *   ArrayBuffer is handed over to the worker (detached here: no second copy).
- * @param options {vocab, onProgress, signal, cache, cacheDir, wasmBase}
+ * @param options {vocab, onProgress, signal, cache, cacheDir, wasmBase, threads}
+ *   threads: Node default min(CPUs, 4) with the pthread build; browsers run one thread.
  */
 export async function load(source, options = {}) {
   const model = new Model(describeSource(source), options);
@@ -74,6 +75,8 @@ export class Model {
   /** Dimensions read from the file: {nLayer, nEmbd, nHead, headSize, ffnSize, vocabSize, lora*, stateSize, dtype, memoryBytes}. */
   get config() { return this.#info.config; }
   get name() { return this.#info.name; }
+  /** How it runs: {threads, simd} (e.g. {threads: 2, simd: 'wasm-simd128'}). */
+  get runtime() { return this.#info.runtime; }
   get hasVocab() { return this.#info.hasVocab; }
 
   /**

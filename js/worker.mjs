@@ -9,14 +9,21 @@ import { checked } from './core.mjs';
 
 const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
 
-async function instantiate(wasmBase) {
-  if (isNode) return (await import('./core.mjs')).loadCore({ wasmBase });
+// Node: the pthread build when more than one thread is wanted (and built). Browsers: the
+// single-thread build (a threaded browser build is not made yet).
+async function instantiate(wasmBase, threads) {
+  if (isNode) {
+    const { loadCore, defaultThreads } = await import('./core.mjs');
+    coreThreads = threads ?? await defaultThreads();
+    return loadCore({ wasmBase, threads: coreThreads });
+  }
   const base = new URL(wasmBase ?? '../build/wasm/', import.meta.url);
   const factory = (await import(new URL('rwkv.web.mjs', base).href)).default;
   return factory({ locateFile: (f) => new URL(f, base).href });
 }
 
 let core = null;
+let coreThreads = 1;         // threads asked of the core when it was started
 const models = new Map();    // id -> {model, tokenizer, config}
 const sessions = new Map();  // id -> {modelId, state, busy}
 let nextId = 1;
@@ -65,13 +72,13 @@ function checkTokens(tokens, V) {
 }
 
 const handlers = {
-  async init({ wasmBase }) {
-    core ??= await instantiate(wasmBase);
+  async init({ wasmBase, threads }) {
+    core ??= await instantiate(wasmBase, threads);
     return { simd: core.simd() };
   },
 
   async loadModel({ source, vocab, options = {} }, ctx) {
-    core ??= await instantiate(options.wasmBase);
+    core ??= await instantiate(options.wasmBase, options.threads);
     const opened = await openSource(source, options, ctx.signal);
     const mb = (n) => `${(n / 2 ** 20).toFixed(0)} MB`;
     const tooBig = () => new OutOfMemoryError(`out of memory: a ${mb(opened.size)} model does not fit in the wasm heap (a wasm32 module addresses at most 4 GB, weights and states together); use a smaller model`);
@@ -107,6 +114,8 @@ const handlers = {
       throw typed(err, ModelFormatError);
     }
     const config = model.config();
+    const threads = model.setThreads(coreThreads);  // clamped to what the build can run
+    const runtime = { threads, simd: core.simd() };
     let tokenizer = null;
     try {
       if (vocab || config.vocabSize === 256) tokenizer = new core.Tokenizer();  // byte-level
@@ -124,7 +133,7 @@ const handlers = {
     }
     const id = nextId++;
     models.set(id, { model, tokenizer, config });
-    return { modelId: id, config, name: opened.name, hasVocab: !!tokenizer };
+    return { modelId: id, config, runtime, name: opened.name, hasVocab: !!tokenizer };
   },
 
   unloadModel({ modelId }) {

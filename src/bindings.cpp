@@ -244,6 +244,14 @@ class WasmModel {
 
   WasmState* newState() const { return guard([&] { return new WasmState(model_->config()); }); }
 
+  // Threads for the large products (the caller included); clamped to what the module
+  // can run (1 in the single-thread build). Results are the same for any count.
+  int setThreads(int n) {
+    runner_.set_threads(n);
+    return runner_.threads();
+  }
+  int threads() const { return runner_.threads(); }
+
   val step(WasmState& s, int32_t token) {
     return guard([&] { return view(runner_.step(s.state, token)); });
   }
@@ -344,6 +352,8 @@ EMSCRIPTEN_BINDINGS(rwkv) {
       .class_function("fromHeap", &WasmModel::fromHeap, allow_raw_pointers())
       .function("config", &WasmModel::config)
       .function("newState", &WasmModel::newState, allow_raw_pointers())
+      .function("setThreads", &WasmModel::setThreads)
+      .function("threads", &WasmModel::threads)
       .function("step", &WasmModel::step)
       .function("prefill", &WasmModel::prefill)
       .function("prefillAll", &WasmModel::prefillAll)

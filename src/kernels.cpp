@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "simd.h"
+#include "threads.h"
 
 namespace rwkv {
 
@@ -20,6 +21,11 @@ void Matrix::row(int r, float* out) const {
 namespace kernels {
 
 const char* simd_name() { return RWKV_SIMD; }
+
+namespace {
+size_t g_parallel_min = size_t(1) << 16;
+}
+void set_parallel_min(size_t n) { g_parallel_min = n; }
 
 // ---------------------------------------------------------------- scalar reference
 namespace scalar {
@@ -81,54 +87,313 @@ void wkv(float* S, const float* r, const float* w, const float* k, const float* 
   }
 }
 
+void relu_square(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const float h = std::max(x[i], 0.0f);
+    x[i] = h * h;
+  }
+}
+
 }  // namespace scalar
 
 // ---------------------------------------------------------------- SIMD mapping
 using namespace simd;
 
+// The order of the sums. Every kernel that computes a dot product of a weight row with
+// x (matvec, matmul, their threaded forms) follows one order, so their results are
+// bit-identical and do not depend on how rows are grouped or split between threads:
+//   one vector accumulator per (row, x); per block of kBlock = 2 * kLanes columns, two
+//   products added in turn:
+//     BF16: acc += even(w) * even(x); acc += odd(w) * odd(x)   (one load unpacks into
+//           the even- and odd-indexed elements: see load_bf16x2)
+//     F32:  acc += w[0:L] * x[0:L];   acc += w[L:2L] * x[L:2L]
+//   then the horizontal sum, then the columns past the last full block one by one.
+// x is put in "pair order" once per call (BF16: each block's even elements, then its odd
+// ones; F32: as it is). vecmat sums every output over the rows in order, as the scalar
+// reference does. With the same kLanes and no FMA (SSE2, wasm SIMD128) the results are
+// the same bits on both.
 namespace {
 
-inline vf load_w(const Matrix& W, size_t i) {
-  return W.dtype == DType::F32 ? load(W.f32() + i) : load_bf16(W.bf16() + i);
-}
-inline float scalar_w(const Matrix& W, size_t i) {
-  return W.dtype == DType::F32 ? W.f32()[i] : bf16_to_f32(W.bf16()[i]);
-}
+constexpr int kBlock = 2 * kLanes;
 
-// Dot products of rows r0..r0+3 of W with x, the decode hot path: each x vector is
-// loaded once for four rows.
+inline float wval(const float* p, size_t i) { return p[i]; }
+inline float wval(const uint16_t* p, size_t i) { return bf16_to_f32(p[i]); }
+
 template <DType D>
-void matvec4(const Matrix& W, int r0, const float* x, float* y) {
-  const size_t cols = size_t(W.cols);
-  const size_t body = cols - cols % kLanes;
-  vf a0 = splat(0), a1 = splat(0), a2 = splat(0), a3 = splat(0);
-  const size_t b0 = size_t(r0) * cols, b1 = b0 + cols, b2 = b1 + cols, b3 = b2 + cols;
-  auto wl = [&](size_t i) { return D == DType::F32 ? load(W.f32() + i) : load_bf16(W.bf16() + i); };
-  for (size_t c = 0; c < body; c += kLanes) {
-    const vf xv = load(x + c);
-    a0 = madd(wl(b0 + c), xv, a0);
-    a1 = madd(wl(b1 + c), xv, a1);
-    a2 = madd(wl(b2 + c), xv, a2);
-    a3 = madd(wl(b3 + c), xv, a3);
+struct Pair;
+template <>
+struct Pair<DType::F32> {
+  using T = float;
+  static const T* data(const Matrix& W) { return W.f32(); }
+  static void load(const float* p, vf& a, vf& b) {
+    a = simd::load(p);
+    b = simd::load(p + kLanes);
   }
-  float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-  for (size_t c = body; c < cols; ++c) {
-    s0 += scalar_w(W, b0 + c) * x[c];
-    s1 += scalar_w(W, b1 + c) * x[c];
-    s2 += scalar_w(W, b2 + c) * x[c];
-    s3 += scalar_w(W, b3 + c) * x[c];
+  static void store(float* p, vf a, vf b) {
+    simd::store(p, a);
+    simd::store(p + kLanes, b);
   }
-  y[r0] = s0, y[r0 + 1] = s1, y[r0 + 2] = s2, y[r0 + 3] = s3;
+};
+template <>
+struct Pair<DType::BF16> {
+  using T = uint16_t;
+  static const T* data(const Matrix& W) { return W.bf16(); }
+  static void load(const uint16_t* p, vf& a, vf& b) { load_bf16x2(p, a, b); }
+  static void store(float* p, vf a, vf b) { store_interleaved(p, a, b); }
+};
+
+// T rows of n floats (row stride n) in the pair order of D: X itself for F32, else a
+// copy in `buf` with every full block deinterleaved (the columns past it as they are).
+const float* pair_order(DType D, const float* X, int T, int n, std::vector<float>& buf) {
+  if (D == DType::F32) return X;
+  const int body = n - n % kBlock;
+  buf.resize(size_t(T) * n);
+  for (int t = 0; t < T; ++t) {
+    const float* x = X + size_t(t) * n;
+    float* o = buf.data() + size_t(t) * n;
+    for (int c = 0; c < body; c += kBlock)
+      for (int j = 0; j < kLanes; ++j) {
+        o[c + j] = x[c + 2 * j];
+        o[c + kLanes + j] = x[c + 2 * j + 1];
+      }
+    for (int c = body; c < n; ++c) o[c] = x[c];
+  }
+  return buf.data();
 }
 
-float dot_row(const Matrix& W, int r, const float* x) {
-  const size_t cols = size_t(W.cols), base = size_t(r) * cols;
-  const size_t body = cols - cols % kLanes;
-  vf acc = splat(0);
-  for (size_t c = 0; c < body; c += kLanes) acc = madd(load_w(W, base + c), load(x + c), acc);
-  float s = hsum(acc);
-  for (size_t c = body; c < cols; ++c) s += scalar_w(W, base + c) * x[c];
-  return s;
+// R rows of W (row length cols), `stride` elements apart, with xp (pair order): y[0],
+// y[ystride], ... y[(R - 1) * ystride].
+template <DType D, int R>
+inline void dot_rows(const typename Pair<D>::T* w, size_t stride, size_t cols, const float* xp, float* y,
+                     size_t ystride) {
+  const size_t body = cols - cols % kBlock;
+  const typename Pair<D>::T* row[R];
+  vf acc[R];
+  for (int r = 0; r < R; ++r) row[r] = w + r * stride, acc[r] = splat(0);
+  for (size_t c = 0; c < body; c += kBlock) {
+    const vf xa = load(xp + c), xb = load(xp + c + kLanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      vf a, b;
+      Pair<D>::load(row[r] + c, a, b);
+      acc[r] = madd(a, xa, acc[r]);
+      acc[r] = madd(b, xb, acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float s = hsum(acc[r]);
+    for (size_t c = body; c < cols; ++c) s += wval(row[r], c) * xp[c];
+    y[r * ystride] = s;
+  }
+}
+
+// Rows [r0, r1) of W x. The memory-bound decode path: the rows are read as kStreams long
+// sequential streams (stream j takes the j-th quarter of the range, one row after the
+// other), which the hardware prefetchers follow far better than rows side by side.
+constexpr int kStreams = 4;
+template <DType D>
+void matvec_rows(const Matrix& W, const float* xp, float* y, int r0, int r1) {
+  const size_t cols = size_t(W.cols);
+  const auto* w = Pair<D>::data(W);
+  const int q = (r1 - r0) / kStreams;
+  for (int i = 0; i < q; ++i)
+    dot_rows<D, kStreams>(w + (size_t(r0) + i) * cols, size_t(q) * cols, cols, xp, y + r0 + i, size_t(q));
+  for (int r = r0 + q * kStreams; r < r1; ++r) dot_rows<D, 1>(w + size_t(r) * cols, 0, cols, xp, y + r, 0);
+}
+
+// R rows of f32 weights in pair order (wp, row stride ws) times TT rows of x in pair order
+// (xp, row stride xs), over columns [0, n): adds to acc[r][t] in the order of dot_rows.
+template <int R, int TT>
+inline void micro(const float* wp, size_t ws, const float* xp, size_t xs, size_t n, vf (&acc)[R][TT]) {
+  for (size_t c = 0; c < n; c += kBlock) {
+    vf xa[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) xa[t] = load(xp + t * xs + c);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const vf w = load(wp + r * ws + c);
+#pragma GCC unroll 8
+      for (int t = 0; t < TT; ++t) acc[r][t] = madd(w, xa[t], acc[r][t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) xa[t] = load(xp + t * xs + c + kLanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const vf w = load(wp + r * ws + c + kLanes);
+#pragma GCC unroll 8
+      for (int t = 0; t < TT; ++t) acc[r][t] = madd(w, xa[t], acc[r][t]);
+    }
+  }
+}
+
+// Columns per pass of matmul: a block of weight rows of them in f32 (15 KB) stays in L1
+// while every x row goes by; the running sums are kept between passes, so the order of
+// sums is unchanged.
+constexpr size_t kChunk = 768;
+
+// Weight rows per block of matmul: kRows x 2 running sums fit the 16 vector registers of
+// x86 (where wasm ends up), and 5 rows measured a little faster than 4 or 6.
+constexpr int kRows = 5;
+
+// Y[t][r] for rows [r0, r1) and all T rows of xp (pair order): blocks of kRows weight rows
+// (BF16: unpacked once into f32 in pair order) meet pairs of x rows.
+template <DType D>
+void matmul_rows(const Matrix& W, const float* xp, int T, float* Y, int r0, int r1) {
+  const size_t cols = size_t(W.cols), body = cols - cols % kBlock;
+  const auto* w = Pair<D>::data(W);
+  thread_local std::vector<float> panel;
+  thread_local std::vector<float> sums;
+  if (D == DType::BF16 && panel.size() < kRows * kChunk) panel.resize(kRows * kChunk);
+  if (sums.size() < kRows * size_t(T) * kLanes) sums.resize(kRows * size_t(T) * kLanes);
+  for (int r = r0; r < r1; r += kRows) {
+    const int nr = std::min(kRows, r1 - r);
+    float* acc = sums.data();  // at (i * T + t) * kLanes: the sums of row r + i with x row t
+    bool first = true;         // nothing stored yet: the sums are zero
+    auto get = [&](int i, int t) { return first ? splat(0) : load(acc + (size_t(i) * T + t) * kLanes); };
+    auto put = [&](int i, int t, vf v) { store(acc + (size_t(i) * T + t) * kLanes, v); };
+    for (size_t c0 = 0; c0 < body; c0 += kChunk, first = false) {
+      const size_t n = std::min(kChunk, body - c0);
+      const float* wp;
+      size_t ws;
+      if constexpr (D == DType::BF16) {
+        for (int i = 0; i < nr; ++i)
+          for (size_t c = 0; c < n; c += kBlock) {
+            vf a, b;
+            load_bf16x2(w + (size_t(r) + i) * cols + c0 + c, a, b);
+            store(panel.data() + i * kChunk + c, a);
+            store(panel.data() + i * kChunk + c + kLanes, b);
+          }
+        wp = panel.data(), ws = kChunk;
+      } else {
+        wp = w + size_t(r) * cols + c0, ws = cols;
+      }
+      const float* xc = xp + c0;
+      if (nr == kRows) {
+        int t = 0;
+        for (; t + 2 <= T; t += 2) {
+          vf a[kRows][2];
+          for (int i = 0; i < kRows; ++i) a[i][0] = get(i, t), a[i][1] = get(i, t + 1);
+          micro<kRows, 2>(wp, ws, xc + size_t(t) * cols, cols, n, a);
+          for (int i = 0; i < kRows; ++i) put(i, t, a[i][0]), put(i, t + 1, a[i][1]);
+        }
+        for (; t < T; ++t) {
+          vf a[kRows][1];
+          for (int i = 0; i < kRows; ++i) a[i][0] = get(i, t);
+          micro<kRows, 1>(wp, ws, xc + size_t(t) * cols, cols, n, a);
+          for (int i = 0; i < kRows; ++i) put(i, t, a[i][0]);
+        }
+      } else {
+        for (int i = 0; i < nr; ++i)
+          for (int t = 0; t < T; ++t) {
+            vf a[1][1] = {{get(i, t)}};
+            micro<1, 1>(wp + i * ws, ws, xc + size_t(t) * cols, cols, n, a);
+            put(i, t, a[0][0]);
+          }
+      }
+    }
+    for (int i = 0; i < nr; ++i) {
+      const auto* wr = w + (size_t(r) + i) * cols;
+      for (int t = 0; t < T; ++t) {
+        float s = hsum(get(i, t));
+        const float* x = xp + size_t(t) * cols;
+        for (size_t c = body; c < cols; ++c) s += wval(wr, c) * x[c];
+        Y[size_t(t) * W.rows + r + i] = s;
+      }
+    }
+  }
+}
+
+// Columns [c0, c0 + CB * kBlock) of Y for TT rows of X: every output a sum over the
+// rows of W in order.
+template <DType D, int CB, int TT>
+inline void vecmat_block(const typename Pair<D>::T* w, int rows, int cols, const float* X, float* Y, int c0) {
+  vf acc[TT][CB][2];
+  for (int t = 0; t < TT; ++t)
+    for (int j = 0; j < CB; ++j) acc[t][j][0] = acc[t][j][1] = splat(0);
+  for (int r = 0; r < rows; ++r) {
+    const auto* wr = w + size_t(r) * cols + c0;
+    vf xs[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) xs[t] = load_splat(X + size_t(t) * rows + r);
+#pragma GCC unroll 8
+    for (int j = 0; j < CB; ++j) {
+      vf a, b;
+      Pair<D>::load(wr + j * kBlock, a, b);
+#pragma GCC unroll 8
+      for (int t = 0; t < TT; ++t) {
+        acc[t][j][0] = madd(xs[t], a, acc[t][j][0]);
+        acc[t][j][1] = madd(xs[t], b, acc[t][j][1]);
+      }
+    }
+  }
+  for (int t = 0; t < TT; ++t)
+    for (int j = 0; j < CB; ++j) Pair<D>::store(Y + size_t(t) * cols + c0 + j * kBlock, acc[t][j][0], acc[t][j][1]);
+}
+
+template <DType D, int TT>
+void vecmat_tokens(const Matrix& W, const float* X, float* Y) {
+  const int rows = W.rows, cols = W.cols, body = cols - cols % kBlock;
+  const auto* w = Pair<D>::data(W);
+  constexpr int CB = TT == 1 ? 4 : 2;
+  int c = 0;
+  for (; c + CB * kBlock <= body; c += CB * kBlock) vecmat_block<D, CB, TT>(w, rows, cols, X, Y, c);
+  for (; c < body; c += kBlock) vecmat_block<D, 1, TT>(w, rows, cols, X, Y, c);
+  for (; c < cols; ++c)
+    for (int t = 0; t < TT; ++t) {
+      float s = 0;
+      for (int r = 0; r < rows; ++r) s += X[size_t(t) * rows + r] * wval(w + size_t(r) * cols, size_t(c));
+      Y[size_t(t) * cols + c] = s;
+    }
+}
+
+// One row of X (T = 1), the rows of W read one after the other (a sequential stream)
+// into running sums kept in `acc` (pair order), two rows per pass over the sums. The
+// same order of sums as vecmat_block.
+template <DType D>
+void vecmat_rowwise(const Matrix& W, const float* x, float* y) {
+  const int rows = W.rows, cols = W.cols, body = cols - cols % kBlock;
+  const auto* w = Pair<D>::data(W);
+  thread_local std::vector<float> acc;
+  acc.assign(size_t(body), 0.0f);
+  float* a = acc.data();
+  int r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const vf x0 = load_splat(x + r), x1 = load_splat(x + r + 1);
+    const auto* w0 = w + size_t(r) * cols;
+    const auto* w1 = w0 + cols;
+    for (int c = 0; c < body; c += kBlock) {
+      vf p, q, u, v;
+      Pair<D>::load(w0 + c, p, q);
+      Pair<D>::load(w1 + c, u, v);
+      store(a + c, madd(x1, u, madd(x0, p, load(a + c))));
+      store(a + c + kLanes, madd(x1, v, madd(x0, q, load(a + c + kLanes))));
+    }
+  }
+  for (; r < rows; ++r) {
+    const vf x0 = load_splat(x + r);
+    const auto* w0 = w + size_t(r) * cols;
+    for (int c = 0; c < body; c += kBlock) {
+      vf p, q;
+      Pair<D>::load(w0 + c, p, q);
+      store(a + c, madd(x0, p, load(a + c)));
+      store(a + c + kLanes, madd(x0, q, load(a + c + kLanes)));
+    }
+  }
+  for (int c = 0; c < body; c += kBlock) Pair<D>::store(y + c, load(a + c), load(a + c + kLanes));
+  for (int c = body; c < cols; ++c) {
+    float s = 0;
+    for (int i = 0; i < rows; ++i) s += x[i] * wval(w + size_t(i) * cols, size_t(c));
+    y[c] = s;
+  }
+}
+
+template <DType D>
+void vecmat_impl(const Matrix& W, const float* X, int T, float* Y) {
+  // Decode, W wider than tall (the second matrix of a LoRA): stream W row by row.
+  if (T == 1) return vecmat_rowwise<D>(W, X, Y);
+  int t = 0;
+  for (; t + 2 <= T; t += 2) vecmat_tokens<D, 2>(W, X + size_t(t) * W.rows, Y + size_t(t) * W.cols);
+  for (; t < T; ++t) vecmat_tokens<D, 1>(W, X + size_t(t) * W.rows, Y + size_t(t) * W.cols);
 }
 
 float dot(const float* a, const float* b, int n) {
@@ -140,75 +405,68 @@ float dot(const float* a, const float* b, int n) {
   return s;
 }
 
+
+void matvec_range(const Matrix& W, const float* xp, float* y, int r0, int r1) {
+  if (W.dtype == DType::F32) matvec_rows<DType::F32>(W, xp, y, r0, r1);
+  else matvec_rows<DType::BF16>(W, xp, y, r0, r1);
+}
+
+void matmul_range(const Matrix& W, const float* xp, int T, float* Y, int r0, int r1) {
+  if (W.dtype == DType::F32) matmul_rows<DType::F32>(W, xp, T, Y, r0, r1);
+  else matmul_rows<DType::BF16>(W, xp, T, Y, r0, r1);
+}
+
+thread_local std::vector<float> tl_xp;  // x in pair order, prepared by the calling thread
+
 }  // namespace
 
 void matvec(const Matrix& W, const float* x, float* y) {
-  const int body = W.rows - W.rows % 4;
-  for (int r = 0; r < body; r += 4) {
-    if (W.dtype == DType::F32) matvec4<DType::F32>(W, r, x, y);
-    else matvec4<DType::BF16>(W, r, x, y);
-  }
-  for (int r = body; r < W.rows; ++r) y[r] = dot_row(W, r, x);
+  const float* xp = pair_order(W.dtype, x, 1, W.cols, tl_xp);
+  matvec_range(W, xp, y, 0, W.rows);
+}
+
+void matvec(const Matrix& W, const float* x, float* y, ThreadPool& pool) {
+  if (pool.size() == 1 || size_t(W.rows) * W.cols < g_parallel_min) return matvec(W, x, y);
+  const float* xp = pair_order(W.dtype, x, 1, W.cols, tl_xp);
+  pool.parallel_for(W.rows, 4, [&](int b, int e) { matvec_range(W, xp, y, b, e); });
 }
 
 void matmul(const Matrix& W, const float* X, int T, float* Y) {
   if (T == 1) return matvec(W, X, Y);
-  // Blocks of 4 weight rows, widened to f32 once, meet pairs of token rows: 8 running
-  // sums share each load. W is read once per call whatever T is.
-  const int cols = W.cols;
-  const int body = cols - cols % kLanes;
-  std::vector<float> wbuf(size_t(4) * cols);
-  for (int r0 = 0; r0 < W.rows; r0 += 4) {
-    const int nr = std::min(4, W.rows - r0);
-    for (int i = 0; i < 4; ++i) {
-      if (i < nr) W.row(r0 + i, wbuf.data() + size_t(i) * cols);
-      else std::fill_n(wbuf.data() + size_t(i) * cols, cols, 0.0f);
-    }
-    const float *w0 = wbuf.data(), *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
-    for (int t = 0; t < T; t += 2) {
-      const float* x0 = X + size_t(t) * cols;
-      const float* x1 = t + 1 < T ? x0 + cols : x0;
-      vf a00 = splat(0), a01 = splat(0), a10 = splat(0), a11 = splat(0);
-      vf a20 = splat(0), a21 = splat(0), a30 = splat(0), a31 = splat(0);
-      for (int c = 0; c < body; c += kLanes) {
-        const vf u = load(x0 + c), v = load(x1 + c);
-        vf w = load(w0 + c);
-        a00 = madd(w, u, a00), a01 = madd(w, v, a01);
-        w = load(w1 + c);
-        a10 = madd(w, u, a10), a11 = madd(w, v, a11);
-        w = load(w2 + c);
-        a20 = madd(w, u, a20), a21 = madd(w, v, a21);
-        w = load(w3 + c);
-        a30 = madd(w, u, a30), a31 = madd(w, v, a31);
-      }
-      float s[4][2] = {{hsum(a00), hsum(a01)}, {hsum(a10), hsum(a11)}, {hsum(a20), hsum(a21)}, {hsum(a30), hsum(a31)}};
-      for (int c = body; c < cols; ++c)
-        for (int i = 0; i < 4; ++i) {
-          s[i][0] += wbuf[size_t(i) * cols + c] * x0[c];
-          s[i][1] += wbuf[size_t(i) * cols + c] * x1[c];
-        }
-      for (int i = 0; i < nr; ++i) {
-        Y[size_t(t) * W.rows + r0 + i] = s[i][0];
-        if (t + 1 < T) Y[size_t(t + 1) * W.rows + r0 + i] = s[i][1];
-      }
-    }
-  }
+  const float* xp = pair_order(W.dtype, X, T, W.cols, tl_xp);
+  matmul_range(W, xp, T, Y, 0, W.rows);
+}
+
+void matmul(const Matrix& W, const float* X, int T, float* Y, ThreadPool& pool) {
+  if (T == 1) return matvec(W, X, Y, pool);
+  if (pool.size() == 1 || size_t(W.rows) * W.cols * T < g_parallel_min) return matmul(W, X, T, Y);
+  const float* xp = pair_order(W.dtype, X, T, W.cols, tl_xp);
+  pool.parallel_for(W.rows, kRows, [&](int b, int e) { matmul_range(W, xp, T, Y, b, e); });
 }
 
 void vecmat(const Matrix& W, const float* X, int T, float* Y) {
-  const size_t cols = size_t(W.cols);
-  const size_t body = cols - cols % kLanes;
-  std::fill(Y, Y + size_t(T) * cols, 0.0f);
-  for (int t = 0; t < T; ++t) {
-    const float* x = X + size_t(t) * W.rows;
-    float* y = Y + size_t(t) * cols;
-    for (int r = 0; r < W.rows; ++r) {
-      const vf xr = splat(x[r]);
-      const size_t base = size_t(r) * cols;
-      for (size_t c = 0; c < body; c += kLanes) store(y + c, madd(xr, load_w(W, base + c), load(y + c)));
-      for (size_t c = body; c < cols; ++c) y[c] += x[r] * scalar_w(W, base + c);
-    }
+  if (W.dtype == DType::F32) vecmat_impl<DType::F32>(W, X, T, Y);
+  else vecmat_impl<DType::BF16>(W, X, T, Y);
+}
+
+void vecmat_multi(const VecmatJob* jobs, int n, int T, ThreadPool& pool) {
+  size_t total = 0;
+  for (int j = 0; j < n; ++j) total += size_t(jobs[j].W->rows) * jobs[j].W->cols * T;
+  if (pool.size() == 1 || n == 0 || total < g_parallel_min / 2) {
+    for (int j = 0; j < n; ++j) vecmat(*jobs[j].W, jobs[j].X, T, jobs[j].Y);
+    return;
   }
+  // Parts: every job whole (T = 1) or cut into runs of x rows (pairs, as vecmat pairs
+  // them); each output is summed in the same order whoever computes it.
+  const int pairs = (T + 1) / 2;
+  const int splits = std::min(pairs, pool.size());
+  pool.run(n * splits, [&](int p) {
+    const VecmatJob& job = jobs[p / splits];
+    const int s = p % splits;
+    const int t0 = pairs * s / splits * 2, t1 = std::min(T, pairs * (s + 1) / splits * 2);
+    if (t0 < t1)
+      vecmat(*job.W, job.X + size_t(t0) * job.W->rows, t1 - t0, job.Y + size_t(t0) * job.W->cols);
+  });
 }
 
 void layer_norm(const float* x, const float* w, const float* b, int n, float eps, float* y) {
@@ -233,27 +491,100 @@ void layer_norm(const float* x, const float* w, const float* b, int n, float eps
   for (int i = body; i < n; ++i) y[i] = (x[i] - mean) * inv * w[i] + b[i];
 }
 
+void relu_square(float* x, size_t n) {
+  const size_t body = n - n % kLanes;
+  const vf zero = splat(0);
+  for (size_t i = 0; i < body; i += kLanes) {
+    const vf h = pmax(load(x + i), zero);
+    store(x + i, mul(h, h));
+  }
+  for (size_t i = body; i < n; ++i) {
+    const float h = std::max(x[i], 0.0f);
+    x[i] = h * h;
+  }
+}
+
+namespace {
+
+// One token of the WKV recurrence for one head (N % kLanes == 0): S (N, N) in place, all
+// vectors (N), y (N). Two rows of S per pass share the loads of w, kk*a, k and r.
+void wkv_head(float* S, const float* r, const float* w, const float* k, const float* v, const float* kk,
+              const float* a, int N, float* y, float* ab) {
+  for (int q = 0; q < N; ++q) ab[q] = kk[q] * a[q];
+  int p = 0;
+  for (; p + 2 <= N; p += 2) {
+    float* row0 = S + size_t(p) * N;
+    float* row1 = row0 + N;
+    const vf sa0 = splat(-dot(row0, kk, N)), sa1 = splat(-dot(row1, kk, N));
+    const vf vp0 = splat(v[p]), vp1 = splat(v[p + 1]);
+    vf out0 = splat(0), out1 = splat(0);
+    for (int q = 0; q < N; q += kLanes) {
+      const vf wq = load(w + q), abq = load(ab + q), kq = load(k + q), rq = load(r + q);
+      vf s0 = madd(load(row0 + q), wq, mul(sa0, abq));
+      vf s1 = madd(load(row1 + q), wq, mul(sa1, abq));
+      s0 = madd(vp0, kq, s0);
+      s1 = madd(vp1, kq, s1);
+      store(row0 + q, s0);
+      store(row1 + q, s1);
+      out0 = madd(s0, rq, out0);
+      out1 = madd(s1, rq, out1);
+    }
+    y[p] = hsum(out0);
+    y[p + 1] = hsum(out1);
+  }
+  for (; p < N; ++p) {
+    float* row = S + size_t(p) * N;
+    const vf sa = splat(-dot(row, kk, N));
+    const vf vp = splat(v[p]);
+    vf out = splat(0);
+    for (int q = 0; q < N; q += kLanes) {
+      vf s = madd(load(row + q), load(w + q), mul(sa, load(ab + q)));
+      s = madd(vp, load(k + q), s);
+      store(row + q, s);
+      out = madd(s, load(r + q), out);
+    }
+    y[p] = hsum(out);
+  }
+}
+
+}  // namespace
+
 void wkv(float* S, const float* r, const float* w, const float* k, const float* v, const float* kk,
          const float* a, int H, int N, float* y) {
   if (N % kLanes) return scalar::wkv(S, r, w, k, v, kk, a, H, N, y);
-  std::vector<float> ab(N);  // kk * a of one head
+  thread_local std::vector<float> ab;
+  ab.resize(size_t(N));
   for (int h = 0; h < H; ++h) {
     const int o = h * N;
-    for (int q = 0; q < N; ++q) ab[q] = kk[o + q] * a[o + q];
-    for (int p = 0; p < N; ++p) {
-      float* row = S + (size_t(h) * N + p) * N;
-      const vf sa = splat(-dot(row, kk + o, N));
-      const vf vp = splat(v[o + p]);
-      vf out = splat(0);
-      for (int q = 0; q < N; q += kLanes) {
-        vf s = madd(load(row + q), load(w + o + q), mul(sa, load(ab.data() + q)));
-        s = madd(vp, load(k + o + q), s);
-        store(row + q, s);
-        out = madd(s, load(r + o + q), out);
-      }
-      y[o + p] = hsum(out);
-    }
+    wkv_head(S + size_t(o) * N, r + o, w + o, k + o, v + o, kk + o, a + o, N, y + o, ab.data());
   }
+}
+
+void wkv_seq(float* S, const float* r, const float* w, const float* k, const float* v, const float* kk,
+             const float* a, int T, int H, int N, float* y, ThreadPool& pool) {
+  const size_t C = size_t(H) * N;
+  if (N % kLanes) {
+    for (int t = 0; t < T; ++t) {
+      const size_t o = size_t(t) * C;
+      scalar::wkv(S, r + o, w + o, k + o, v + o, kk + o, a + o, H, N, y + o);
+    }
+    return;
+  }
+  // Heads are independent: each runs its T tokens in order with its state in L1.
+  auto heads = [&](int h0, int h1) {
+    thread_local std::vector<float> ab;
+    ab.resize(size_t(N));
+    for (int h = h0; h < h1; ++h) {
+      float* Sh = S + size_t(h) * N * N;
+      for (int t = 0; t < T; ++t) {
+        const size_t o = size_t(t) * C + size_t(h) * N;
+        wkv_head(Sh, r + o, w + o, k + o, v + o, kk + o, a + o, N, y + o, ab.data());
+      }
+    }
+  };
+  // (Each state element costs a few multiply-adds: a decoded token's wkv is worth splitting.)
+  if (pool.size() == 1 || H == 1 || size_t(T) * C * N * 4 < g_parallel_min) return heads(0, H);
+  pool.parallel_for(H, 1, heads);
 }
 
 }  // namespace kernels

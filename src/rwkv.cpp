@@ -18,9 +18,17 @@ Runner::Runner(const Model& model, int max_chunk)
   const size_t TC = size_t(max_chunk_) * c_.C;
   for (auto* b : {&x_, &xn_, &xr_, &xw_, &xk_, &xv_, &xa_, &xg_, &r_, &w_, &k_, &v_, &a_, &g_, &kk_, &v_first_, &y_, &tmp_})
     b->resize(TC);
-  lora_.resize(size_t(max_chunk_) * std::max({c_.Dw, c_.Da, c_.Dv, c_.Dg}));
+  lora_.resize(size_t(max_chunk_) * (c_.Dw + c_.Da + c_.Dv + c_.Dg));
   hidden_.resize(size_t(max_chunk_) * c_.F);
   logits_.resize(c_.V);
+  pool_ = std::make_unique<ThreadPool>(1);
+}
+
+void Runner::set_threads(int n) {
+  if (n != pool_->size()) {
+    pool_.reset();
+    pool_ = std::make_unique<ThreadPool>(n);
+  }
 }
 
 std::span<const float> Runner::step(State& state, int32_t token) {
@@ -82,46 +90,49 @@ void Runner::forward(State& state, const int32_t* tokens, int T, Logits want, fl
     }
     std::copy_n(xn + TC - C, C, att_prev);
 
-    matmul(L.receptance, xr_.data(), T, r);
-    matmul(L.key, xk_.data(), T, k);
-    matmul(L.value, xv_.data(), T, v);
+    matmul(L.receptance, xr_.data(), T, r, *pool_);
+    matmul(L.key, xk_.data(), T, k, *pool_);
+    matmul(L.value, xv_.data(), T, v, *pool_);
 
-    vecmat(L.w1, xw_.data(), T, lora);  // w = exp(-0.606531 * sigmoid(w0 + tanh(xw @ w1) @ w2))
-    for (size_t j = 0; j < size_t(T) * c_.Dw; ++j) lora[j] = math::tanh(lora[j]);
-    vecmat(L.w2, lora, T, w);
-    vecmat(L.a1, xa_.data(), T, lora);  // a = sigmoid(a0 + (xa @ a1) @ a2)
-    vecmat(L.a2, lora, T, a);
-    vecmat(L.g1, xg_.data(), T, lora);  // g = sigmoid(xg @ g1) @ g2
-    for (size_t j = 0; j < size_t(T) * c_.Dg; ++j) lora[j] = math::sigmoid(lora[j]);
-    vecmat(L.g2, lora, T, g);
-    if (i > 0) {
-      vecmat(L.v1, xv_.data(), T, lora);  // v += (v_first - v) * sigmoid(v0 + (xv @ v1) @ v2)
-      vecmat(L.v2, lora, T, tmp);
-    }
+    // The LoRAs, side by side on the pool's threads (largest first):
+    //   w = exp(-0.606531 * sigmoid(w0 + tanh(xw @ w1) @ w2));  a = sigmoid(a0 + (xa @ a1) @ a2)
+    //   g = sigmoid(xg @ g1) @ g2;  v += (v_first - v) * sigmoid(v0 + (xv @ v1) @ v2)
+    float* lw = lora;
+    float* la = lw + size_t(T) * c_.Dw;
+    float* lg = la + size_t(T) * c_.Da;
+    float* lv = lg + size_t(T) * c_.Dg;
+    const VecmatJob first[] = {{&L.g1, xg_.data(), lg}, {&L.w1, xw_.data(), lw}, {&L.a1, xa_.data(), la},
+                               {&L.v1, xv_.data(), lv}};
+    vecmat_multi(first, i > 0 ? 4 : 3, T, *pool_);
+    for (size_t j = 0; j < size_t(T) * c_.Dw; ++j) lw[j] = math::tanh(lw[j]);
+    for (size_t j = 0; j < size_t(T) * c_.Dg; ++j) lg[j] = math::sigmoid(lg[j]);
+    const VecmatJob second[] = {{&L.g2, lg, g}, {&L.w2, lw, w}, {&L.a2, la, a}, {&L.v2, lv, tmp}};
+    vecmat_multi(second, i > 0 ? 4 : 3, T, *pool_);
 
+    pool_->parallel_for(T, 1, [&](int t0, int t1) {  // tokens are independent here
+      for (int t = t0; t < t1; ++t) {
+        const size_t o = size_t(t) * C;
+        for (int c = 0; c < C; ++c) {
+          w[o + c] = math::exp(kDecayScale * math::sigmoid(L.w0[c] + w[o + c]));
+          a[o + c] = math::sigmoid(L.a0[c] + a[o + c]);
+          kk[o + c] = k[o + c] * L.k_k[c];
+          k[o + c] = k[o + c] * (1.0f + (a[o + c] - 1.0f) * L.k_a[c]);
+          if (i == 0) v_first[o + c] = v[o + c];
+          else v[o + c] += (v_first[o + c] - v[o + c]) * math::sigmoid(L.v0[c] + tmp[o + c]);
+        }
+        for (int h = 0; h < H; ++h) {  // kk: L2-normalise each head, norm clamped at 1e-12
+          float* q = kk + o + size_t(h) * N;
+          float ss = 0;
+          for (int j = 0; j < N; ++j) ss += q[j] * q[j];
+          const float inv = 1.0f / std::max(std::sqrt(ss), 1e-12f);
+          for (int j = 0; j < N; ++j) q[j] *= inv;
+        }
+      }
+    });
+
+    wkv_seq(state.wkv(i), r, w, k, v, kk, a, T, H, N, y, *pool_);
     for (int t = 0; t < T; ++t) {
       const size_t o = size_t(t) * C;
-      for (int c = 0; c < C; ++c) {
-        w[o + c] = math::exp(kDecayScale * math::sigmoid(L.w0[c] + w[o + c]));
-        a[o + c] = math::sigmoid(L.a0[c] + a[o + c]);
-        kk[o + c] = k[o + c] * L.k_k[c];
-        k[o + c] = k[o + c] * (1.0f + (a[o + c] - 1.0f) * L.k_a[c]);
-        if (i == 0) v_first[o + c] = v[o + c];
-        else v[o + c] += (v_first[o + c] - v[o + c]) * math::sigmoid(L.v0[c] + tmp[o + c]);
-      }
-      for (int h = 0; h < H; ++h) {  // kk: L2-normalise each head, norm clamped at 1e-12
-        float* q = kk + o + size_t(h) * N;
-        float ss = 0;
-        for (int j = 0; j < N; ++j) ss += q[j] * q[j];
-        const float inv = 1.0f / std::max(std::sqrt(ss), 1e-12f);
-        for (int j = 0; j < N; ++j) q[j] *= inv;
-      }
-    }
-
-    float* S = state.wkv(i);
-    for (int t = 0; t < T; ++t) {
-      const size_t o = size_t(t) * C;
-      wkv(S, r + o, w + o, k + o, v + o, kk + o, a + o, H, N, y + o);
       for (int h = 0; h < H; ++h) {
         const size_t ho = o + size_t(h) * N;
         layer_norm(y + ho, L.ln_x_w + h * N, L.ln_x_b + h * N, N, kGroupNormEps, y + ho);
@@ -130,7 +141,7 @@ void Runner::forward(State& state, const int32_t* tokens, int T, Logits want, fl
         for (int j = 0; j < N; ++j) y[ho + j] = (y[ho + j] + bonus * v[ho + j]) * g[ho + j];
       }
     }
-    matmul(L.output, y, T, tmp);
+    matmul(L.output, y, T, tmp, *pool_);
     for (size_t j = 0; j < TC; ++j) x[j] += tmp[j];
 
     // ---- channel mix
@@ -142,21 +153,18 @@ void Runner::forward(State& state, const int32_t* tokens, int T, Logits want, fl
       for (int c = 0; c < C; ++c) xk_[size_t(t) * C + c] = cur[c] + (prev[c] - cur[c]) * L.ffn_x_k[c];
     }
     std::copy_n(xn + TC - C, C, ffn_prev);
-    matmul(L.ffn_key, xk_.data(), T, hidden);
-    for (size_t j = 0; j < size_t(T) * F; ++j) {
-      const float h = std::max(hidden[j], 0.0f);
-      hidden[j] = h * h;
-    }
-    matmul(L.ffn_value, hidden, T, tmp);
+    matmul(L.ffn_key, xk_.data(), T, hidden, *pool_);
+    relu_square(hidden, size_t(T) * F);
+    matmul(L.ffn_value, hidden, T, tmp, *pool_);
     for (size_t j = 0; j < TC; ++j) x[j] += tmp[j];
   }
 
   if (want == Logits::AllRows) {
     for (int t = 0; t < T; ++t) layer_norm(x + size_t(t) * C, W.ln_out_w, W.ln_out_b, C, kLayerNormEps, xn + size_t(t) * C);
-    matmul(W.head, xn, T, out);
+    matmul(W.head, xn, T, out, *pool_);
   } else if (want == Logits::LastRow) {
     layer_norm(x + TC - C, W.ln_out_w, W.ln_out_b, C, kLayerNormEps, xn);
-    matvec(W.head, xn, logits_.data());
+    matvec(W.head, xn, logits_.data(), *pool_);
   }
 }
 

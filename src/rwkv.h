@@ -2,10 +2,12 @@
 // Running an RWKV-7 model: the State (one flat float buffer, SPEC §6 layout) and the
 // Runner (scratch buffers sized once from the config; step and parallel prefill).
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "model.h"
+#include "threads.h"
 
 namespace rwkv {
 
@@ -47,6 +49,11 @@ class Runner {
 
   const Model& model() const { return model_; }
 
+  // Threads for the large matrix products: 1 (the caller only) by default, clamped to
+  // what the build supports. The results are the same for any count.
+  void set_threads(int n);
+  int threads() const { return pool_->size(); }
+
  private:
   enum class Logits { None, LastRow, AllRows };
   // Runs T <= max_chunk tokens; writes the logits of every row into out (T, V)
@@ -61,9 +68,10 @@ class Runner {
   std::vector<float> xr_, xw_, xk_, xv_, xa_, xg_;  // (T, C) token-shifted inputs
   std::vector<float> r_, w_, k_, v_, a_, g_, kk_;   // (T, C)
   std::vector<float> v_first_, y_, tmp_;            // (T, C)
-  std::vector<float> lora_;                         // (T, max(Dw, Da, Dv, Dg))
+  std::vector<float> lora_;                         // (T, Dw + Da + Dg + Dv): the LoRA middles
   std::vector<float> hidden_;                       // (T, F)
   std::vector<float> logits_;                       // (V)
+  std::unique_ptr<ThreadPool> pool_;
 };
 
 }  // namespace rwkv

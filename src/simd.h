@@ -29,8 +29,24 @@ inline vf add(vf a, vf b) { return wasm_f32x4_add(a, b); }
 inline vf sub(vf a, vf b) { return wasm_f32x4_sub(a, b); }
 inline vf mul(vf a, vf b) { return wasm_f32x4_mul(a, b); }
 inline vf madd(vf a, vf b, vf c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }  // a*b + c
+inline vf pmax(vf a, vf b) { return wasm_f32x4_pmax(a, b); }  // a < b ? b : a (as std::max)
 inline vf load_bf16(const uint16_t* p) {  // kLanes bf16 -> f32: the bits move to the high half
   return wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p)), 16);
+}
+// 2*kLanes bf16 from one load, as f32: the even-indexed elements (p[0], p[2], ...) in
+// `even`, the odd-indexed ones in `odd`. A bf16 is the high half of an f32, so the odd
+// elements are the 32-bit lanes with their low half cleared, the even ones shifted up.
+inline void load_bf16x2(const uint16_t* p, vf& even, vf& odd) {
+  const v128_t v = wasm_v128_load(p);
+  even = wasm_i32x4_shl(v, 16);
+  constexpr int32_t hi = int32_t(0xFFFF0000);
+  odd = wasm_v128_and(v, wasm_i32x4_const(hi, hi, hi, hi));
+}
+inline vf load_splat(const float* p) { return wasm_v128_load32_splat(p); }
+// p[2i] = even[i], p[2i+1] = odd[i] for i < kLanes.
+inline void store_interleaved(float* p, vf even, vf odd) {
+  wasm_v128_store(p, wasm_i32x4_shuffle(even, odd, 0, 4, 1, 5));
+  wasm_v128_store(p + 4, wasm_i32x4_shuffle(even, odd, 2, 6, 3, 7));
 }
 inline float hsum(vf v) {
   v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
@@ -46,6 +62,7 @@ inline vf splat(float x) { return _mm256_set1_ps(x); }
 inline vf add(vf a, vf b) { return _mm256_add_ps(a, b); }
 inline vf sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 inline vf mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+inline vf pmax(vf a, vf b) { return _mm256_max_ps(b, a); }  // a < b ? b : a (as std::max)
 #if defined(__FMA__)
 inline vf madd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 #else
@@ -54,6 +71,17 @@ inline vf madd(vf a, vf b, vf c) { return _mm256_add_ps(_mm256_mul_ps(a, b), c);
 inline vf load_bf16(const uint16_t* p) {
   const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline void load_bf16x2(const uint16_t* p, vf& even, vf& odd) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  even = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  odd = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int32_t(0xFFFF0000))));
+}
+inline vf load_splat(const float* p) { return _mm256_broadcast_ss(p); }
+inline void store_interleaved(float* p, vf even, vf odd) {
+  const __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+  _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
+  _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
 }
 inline float hsum(vf v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -70,10 +98,21 @@ inline vf splat(float x) { return _mm_set1_ps(x); }
 inline vf add(vf a, vf b) { return _mm_add_ps(a, b); }
 inline vf sub(vf a, vf b) { return _mm_sub_ps(a, b); }
 inline vf mul(vf a, vf b) { return _mm_mul_ps(a, b); }
+inline vf pmax(vf a, vf b) { return _mm_max_ps(b, a); }  // a < b ? b : a (as std::max)
 inline vf madd(vf a, vf b, vf c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
 inline vf load_bf16(const uint16_t* p) {
   const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
   return _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h));
+}
+inline void load_bf16x2(const uint16_t* p, vf& even, vf& odd) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  even = _mm_castsi128_ps(_mm_slli_epi32(v, 16));
+  odd = _mm_castsi128_ps(_mm_and_si128(v, _mm_set1_epi32(int32_t(0xFFFF0000))));
+}
+inline vf load_splat(const float* p) { return _mm_load1_ps(p); }
+inline void store_interleaved(float* p, vf even, vf odd) {
+  _mm_storeu_ps(p, _mm_unpacklo_ps(even, odd));
+  _mm_storeu_ps(p + 4, _mm_unpackhi_ps(even, odd));
 }
 inline float hsum(vf v) {
   v = _mm_add_ps(v, _mm_movehl_ps(v, v));
@@ -89,12 +128,22 @@ inline vf splat(float x) { return {x}; }
 inline vf add(vf a, vf b) { return {a.x + b.x}; }
 inline vf sub(vf a, vf b) { return {a.x - b.x}; }
 inline vf mul(vf a, vf b) { return {a.x * b.x}; }
+inline vf pmax(vf a, vf b) { return {a.x < b.x ? b.x : a.x}; }
 inline vf madd(vf a, vf b, vf c) { return {a.x * b.x + c.x}; }
 inline vf load_bf16(const uint16_t* p) {
   uint32_t bits = uint32_t(*p) << 16;
   vf v;
   std::memcpy(&v.x, &bits, 4);
   return v;
+}
+inline void load_bf16x2(const uint16_t* p, vf& even, vf& odd) {
+  even = load_bf16(p);
+  odd = load_bf16(p + 1);
+}
+inline vf load_splat(const float* p) { return {*p}; }
+inline void store_interleaved(float* p, vf even, vf odd) {
+  p[0] = even.x;
+  p[1] = odd.x;
 }
 inline float hsum(vf v) { return v.x; }
 #endif

@@ -1,10 +1,15 @@
 // Every SIMD kernel against its scalar reference on random inputs of awkward sizes.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <random>
 
 #include "kernels.h"
+#include "threads.h"
 
 using namespace rwkv;
 
@@ -37,6 +42,10 @@ std::vector<float> random_vec(size_t n, std::mt19937& rng, float lo = -1, float 
   std::vector<float> v(n);
   for (auto& x : v) x = ud(rng);
   return v;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 float max_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -147,4 +156,161 @@ TEST_CASE("wkv follows the SPEC recurrence on a hand-sized case", "[kernels]") {
   CHECK(S[3] == 0.0f);
   CHECK(y[0] == 0.5f);
   CHECK(y[1] == -2.5f);
+}
+
+TEST_CASE("matrix kernels match the scalar path on larger awkward shapes", "[kernels]") {
+  // Rows that leave remainders after the 4 row streams of matvec and the 4-row blocks of
+  // matmul; columns around the block (8), the f32 chunk of matmul (768) and past it.
+  std::mt19937 rng(43);
+  for (DType dt : {DType::F32, DType::BF16})
+    for (auto [rows, cols] : {std::pair{37, 9}, {130, 15}, {67, 16}, {9, 33}, {21, 770}, {13, 1600}, {70, 768}}) {
+      RandomMatrix W(rows, cols, dt, rng);
+      INFO(dtype_name(dt) << " " << rows << "x" << cols);
+      const float tol = 1e-5f * float(cols);
+      for (int T : {1, 2, 3, 8}) {
+        auto X = random_vec(size_t(T) * cols, rng);
+        std::vector<float> Y1(size_t(T) * rows), Y2(size_t(T) * rows);
+        kernels::matmul(W.m, X.data(), T, Y1.data());
+        kernels::scalar::matmul(W.m, X.data(), T, Y2.data());
+        CHECK(max_diff(Y1, Y2) <= tol);
+        auto Xv = random_vec(size_t(T) * rows, rng);
+        std::vector<float> Z1(size_t(T) * cols), Z2(size_t(T) * cols);
+        kernels::vecmat(W.m, Xv.data(), T, Z1.data());
+        kernels::scalar::vecmat(W.m, Xv.data(), T, Z2.data());
+        CHECK(max_diff(Z1, Z2) <= 1e-5f * float(rows));
+      }
+    }
+}
+
+TEST_CASE("matmul rows are bit-identical to matvec, vecmat rows to single-row vecmat", "[kernels]") {
+  // Prefill and step must agree exactly where they compute the same dot product: every
+  // row of a matmul is the matvec of that row, whatever T and the row's place in it.
+  std::mt19937 rng(44);
+  for (DType dt : {DType::F32, DType::BF16})
+    for (auto [rows, cols] : {std::pair{45, 40}, {16, 803}, {6, 17}}) {
+      RandomMatrix W(rows, cols, dt, rng);
+      INFO(dtype_name(dt) << " " << rows << "x" << cols);
+      const int T = 7;
+      auto X = random_vec(size_t(T) * cols, rng);
+      std::vector<float> Y(size_t(T) * rows);
+      kernels::matmul(W.m, X.data(), T, Y.data());
+      for (int t = 0; t < T; ++t) {
+        std::vector<float> y(rows);
+        kernels::matvec(W.m, X.data() + size_t(t) * cols, y.data());
+        CHECK(same_bits(y, std::vector<float>(Y.begin() + size_t(t) * rows, Y.begin() + size_t(t + 1) * rows)));
+      }
+      RandomMatrix V(cols, rows, dt, rng);  // vecmat: (T, cols) x (cols, rows)
+      std::vector<float> Z(size_t(T) * rows);
+      kernels::vecmat(V.m, X.data(), T, Z.data());
+      for (int t = 0; t < T; ++t) {
+        std::vector<float> z(rows);
+        kernels::vecmat(V.m, X.data() + size_t(t) * cols, 1, z.data());
+        CHECK(same_bits(z, std::vector<float>(Z.begin() + size_t(t) * rows, Z.begin() + size_t(t + 1) * rows)));
+      }
+    }
+}
+
+TEST_CASE("relu_square matches the scalar path, NaN and signed zero included", "[kernels]") {
+  std::mt19937 rng(45);
+  auto x = random_vec(103, rng, -2, 2);
+  x[3] = std::numeric_limits<float>::quiet_NaN();
+  x[5] = -0.0f;
+  x[101] = std::numeric_limits<float>::quiet_NaN();
+  auto y = x;
+  kernels::relu_square(x.data(), x.size());
+  kernels::scalar::relu_square(y.data(), y.size());
+  CHECK(std::isnan(x[3]));
+  CHECK(std::isnan(x[101]));
+  x[3] = y[3] = x[101] = y[101] = 0;
+  CHECK(same_bits(x, y));
+  CHECK(x[5] == 0.0f);
+}
+
+TEST_CASE("wkv_seq equals token-by-token wkv", "[kernels]") {
+  std::mt19937 rng(46);
+  ThreadPool pool(3);
+  for (auto [H, N, T] : {std::tuple{3, 8, 5}, {2, 64, 9}, {1, 6, 4}, {12, 16, 3}}) {
+    const size_t C = size_t(H) * N;
+    auto S1 = random_vec(C * N, rng);
+    auto S2 = S1, S3 = S1;
+    auto r = random_vec(T * C, rng), w = random_vec(T * C, rng, 0.1f, 1.0f), k = random_vec(T * C, rng);
+    auto v = random_vec(T * C, rng), kk = random_vec(T * C, rng), a = random_vec(T * C, rng, 0, 1);
+    std::vector<float> y1(T * C), y2(T * C), y3(T * C);
+    ThreadPool one(1);
+    kernels::wkv_seq(S1.data(), r.data(), w.data(), k.data(), v.data(), kk.data(), a.data(), T, H, N, y1.data(), one);
+    kernels::wkv_seq(S3.data(), r.data(), w.data(), k.data(), v.data(), kk.data(), a.data(), T, H, N, y3.data(), pool);
+    for (int t = 0; t < T; ++t) {
+      const size_t o = size_t(t) * C;
+      kernels::wkv(S2.data(), r.data() + o, w.data() + o, k.data() + o, v.data() + o, kk.data() + o, a.data() + o,
+                   H, N, y2.data() + o);
+    }
+    INFO("H " << H << " N " << N << " T " << T);
+    CHECK(same_bits(S1, S2));
+    CHECK(same_bits(y1, y2));
+    CHECK(same_bits(S1, S3));
+    CHECK(same_bits(y1, y3));
+  }
+}
+
+TEST_CASE("threaded products are bit-identical to single-thread ones", "[kernels][threads]") {
+  std::mt19937 rng(47);
+  ThreadPool pool(3);
+  INFO("pool of " << pool.size() << (threads_supported() ? "" : " (no thread support in this build)"));
+  for (DType dt : {DType::F32, DType::BF16})
+    for (auto [rows, cols] : {std::pair{515, 130}, {1030, 64}, {64, 1030}, {300, 300}}) {
+      RandomMatrix W(rows, cols, dt, rng);
+      INFO(dtype_name(dt) << " " << rows << "x" << cols);
+      for (int T : {1, 3, 16}) {
+        auto X = random_vec(size_t(T) * cols, rng);
+        std::vector<float> Y1(size_t(T) * rows), Y2(size_t(T) * rows);
+        kernels::matmul(W.m, X.data(), T, Y1.data());
+        kernels::matmul(W.m, X.data(), T, Y2.data(), pool);
+        CHECK(same_bits(Y1, Y2));
+        if (T == 1) {
+          kernels::matvec(W.m, X.data(), Y2.data(), pool);
+          CHECK(same_bits(Y1, Y2));
+        }
+        // Two vecmats side by side (the LoRA path), against one at a time.
+        RandomMatrix V(cols, 96, dt, rng);
+        auto X2 = random_vec(size_t(T) * rows, rng);
+        std::vector<float> Z1(size_t(T) * 96), Z2(size_t(T) * cols), Z3(Z1.size()), Z4(Z2.size());
+        kernels::vecmat(V.m, X.data(), T, Z1.data());
+        kernels::vecmat(W.m, X2.data(), T, Z2.data());
+        const kernels::VecmatJob jobs[] = {{&V.m, X.data(), Z3.data()}, {&W.m, X2.data(), Z4.data()}};
+        kernels::vecmat_multi(jobs, 2, T, pool);
+        CHECK(same_bits(Z1, Z3));
+        CHECK(same_bits(Z2, Z4));
+      }
+    }
+}
+
+TEST_CASE("thread pool: every part runs exactly once, bounds on the grain", "[threads]") {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    CHECK(pool.size() >= 1);
+    CHECK(pool.size() <= (threads_supported() ? threads : 1));
+    for (int rep = 0; rep < 50; ++rep)
+      for (auto [n_, grain_] : {std::pair{1, 1}, {7, 4}, {100, 4}, {1000, 3}, {4, 8}, {0, 4}}) {
+        const int n = n_, grain = grain_;  // (clang 14 cannot capture structured bindings)
+        std::vector<int> hits(size_t(n), 0);
+        std::atomic<int> bad{0};
+        pool.parallel_for(n, grain, [&](int b, int e) {
+          if (b >= e || b % grain || (e % grain && e != n)) ++bad;
+          for (int i = b; i < e; ++i) ++hits[size_t(i)];
+        });
+        CHECK(bad == 0);
+        CHECK(std::count(hits.begin(), hits.end(), 1) == n);
+      }
+    std::vector<std::atomic<int>> calls(37);
+    for (auto& c : calls) c = 0;
+    pool.run(37, [&](int i) { ++calls[size_t(i)]; });
+    for (auto& c : calls) CHECK(c == 1);
+    std::vector<std::atomic<int>> many(70000);  // more parts than one job can count
+    for (auto& c : many) c = 0;
+    pool.run(int(many.size()), [&](int i) { ++many[size_t(i)]; });
+    int once = 0;
+    for (auto& c : many) once += c == 1;
+    CHECK(once == int(many.size()));
+  }
+  CHECK(ThreadPool(0).size() == 1);
 }
