@@ -10,19 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=()
-command -v cmake >/dev/null 2>&1 || want+=(cmake)
-command -v "${CXX:-g++}" >/dev/null 2>&1 || want+=(g++)
-command -v node >/dev/null 2>&1 || want+=(nodejs)
-[ -f /usr/include/catch2/catch.hpp ] || want+=(catch2)
-if [ ${#want[@]} -gt 0 ]; then
-  echo "sanitize: installing ${want[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
-fi
+bash scripts/setup.sh  # cmake, g++, catch2 (and the rest of the toolchain) where missing
 
 out=build/asan
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"

@@ -660,17 +660,21 @@ async function streamGeneration(start, out, speed) {
   return { result, failure };
 }
 
+/** A model is loaded and has a vocabulary; otherwise says what is missing. */
+function modelCanGenerate() {
+  if (!needModel()) return false;
+  if (app.model.hasVocab) return true;
+  renderAlert(ui.loadError, new VocabError(''), NO_VOCAB);
+  ui.stats.textContent = NO_VOCAB.title;
+  openDrawer();
+  return false;
+}
+
 async function sendMessage(text) {
   if (app.busy) return;
   const clean = text.replace(/\r/g, '').replace(/\n{2,}/g, '\n').trim();  // a blank line would end the turn
   if (!clean) return;
-  if (!needModel()) return;
-  if (!app.model.hasVocab) {
-    renderAlert(ui.loadError, new VocabError(''), NO_VOCAB);
-    ui.stats.textContent = NO_VOCAB.title;
-    openDrawer();
-    return;
-  }
+  if (!modelCanGenerate()) return;
   if (!chatCompatible()) {
     ui.chatNotice.hidden = false;
     return;
@@ -763,13 +767,7 @@ async function complete() {
     ui.completionInput.focus();
     return;
   }
-  if (!needModel()) return;
-  if (!app.model.hasVocab) {
-    renderAlert(ui.loadError, new VocabError(''), NO_VOCAB);
-    ui.stats.textContent = NO_VOCAB.title;
-    openDrawer();
-    return;
-  }
+  if (!modelCanGenerate()) return;
   app.busy = 'generating';
   app.abort = new AbortController();
   updateControls();
