@@ -53,13 +53,30 @@ export function checked(result) {
   return result;
 }
 
+/** The `quant` load option's names and the weight types they convert the matrices to. */
+export const QUANT_TYPES = Object.freeze({ int8: 'Q8_0', q8_0: 'Q8_0', q4: 'Q4_0', q4_0: 'Q4_0', bf16: 'BF16', f32: 'F32' });
+const DTYPE_CODES = { F32: 0, BF16: 2, Q8_0: 3, Q4_0: 4 };
+
+/**
+ * The number Model.fromHeap takes for a `quant` option: -1 (keep the file's types) for
+ * undefined, null or ''; else the weight type's number. Throws a TypeError on other names.
+ */
+export function quantCode(quant) {
+  if (quant === undefined || quant === null || quant === '') return -1;
+  const dtype = QUANT_TYPES[String(quant).toLowerCase()];
+  if (!dtype) throw new TypeError(`unknown quant '${quant}': use one of ${Object.keys(QUANT_TYPES).join(', ')}`);
+  return DTYPE_CODES[dtype];
+}
+
 /**
  * Copies a model file into the wasm heap chunk by chunk and builds the model there.
  * `chunks` is an async iterable of Uint8Array whose lengths add up to `size`; at no
- * point does a second full copy of the file exist. The core takes the bytes over.
+ * point does a second full copy of the file exist. The core takes the bytes over, and
+ * converts the matrices as `quant` asks (see quantCode), in place where they shrink.
  * @returns the Embind Model (call .delete() when done)
  */
-export async function modelFromChunks(core, chunks, size, onProgress) {
+export async function modelFromChunks(core, chunks, size, onProgress, quant) {
+  const code = quantCode(quant);
   const ptr = core._malloc(size);
   if (!ptr) throw Object.assign(new Error(`out of memory: cannot place a ${size}-byte model in the wasm heap (wasm32 addresses at most 4 GB)`), { name: 'OutOfMemory' });
   let done = 0;
@@ -75,11 +92,11 @@ export async function modelFromChunks(core, chunks, size, onProgress) {
     core._free(ptr);
     throw err;
   }
-  return core.Model.fromHeap(ptr, size);  // owns ptr from here on, even when it throws
+  return core.Model.fromHeap(ptr, size, code);  // owns ptr from here on, even when it throws
 }
 
-/** Node: reads a model file from disk straight into the heap. */
-export async function modelFromFile(core, path, onProgress) {
+/** Node: reads a model file from disk straight into the heap (`quant`: see quantCode). */
+export async function modelFromFile(core, path, onProgress, quant) {
   const { open } = await import('node:fs/promises');
   const fh = await open(path, 'r');
   try {
@@ -93,7 +110,7 @@ export async function modelFromFile(core, path, onProgress) {
         yield buf.subarray(0, bytesRead);
       }
     }
-    return await modelFromChunks(core, chunks(), size, onProgress);
+    return await modelFromChunks(core, chunks(), size, onProgress, quant);
   } finally {
     await fh.close();
   }

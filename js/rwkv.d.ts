@@ -14,7 +14,10 @@ export interface LoadProgress {
 }
 
 export interface LoadOptions {
-  /** The World vocabulary (rwkv_vocab_v20230424.txt); byte-level models (V = 256) need none. */
+  /**
+   * The World vocabulary (rwkv_vocab_v20230424.txt); byte-level models (V = 256) and .rwkv
+   * files with an embedded vocabulary need none (this one wins over an embedded one).
+   */
   vocab?: Source;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
@@ -26,13 +29,19 @@ export interface LoadOptions {
   threads?: number;
   /** Folder of the built rwkv.js / rwkv.web.mjs and .wasm (default ../build/wasm/ next to js/). */
   wasmBase?: string | URL;
+  /**
+   * Convert the weight matrices on load: 'int8' (= 'q8_0': blocks of 32 int8 values with a
+   * float scale, the large matrices only), 'q4' (= 'q4_0'), 'bf16' or 'f32' (every matrix).
+   * Default: as in the file.
+   */
+  quant?: 'int8' | 'q8_0' | 'q4' | 'q4_0' | 'bf16' | 'f32';
 }
 
 export interface ModelConfig {
   nLayer: number; nEmbd: number; nHead: number; headSize: number; ffnSize: number; vocabSize: number;
   loraW: number; loraA: number; loraV: number; loraG: number;
   stateSize: number;              // floats in one session state
-  dtype: 'BF16' | 'F32';          // how the weights are held (bf16 files stay bf16)
+  dtype: 'BF16' | 'F32' | 'Q8_0' | 'Q4_0';  // how the head matrix is held (bf16 files stay bf16)
   memoryBytes: number;            // bytes the weights take in the wasm heap
 }
 
@@ -80,6 +89,7 @@ export declare function clearCache(options?: { cacheDir?: string }): Promise<voi
 export declare class Model {
   readonly config: ModelConfig;
   readonly name: string;
+  /** A tokenizer is there: a `vocab` was passed, the .rwkv file embeds one, or the model is byte-level. */
   readonly hasVocab: boolean;
   readonly runtime: { threads: number; simd: string };
   createSession(): Promise<Session>;

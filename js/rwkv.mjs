@@ -7,6 +7,7 @@
 import { Client, spawnWorker } from './protocol.mjs';
 import { describeSource } from './sources.mjs';
 import { AbortError, InvalidArgumentError, WorkerCrashedError } from './errors.mjs';
+import { quantCode } from './core.mjs';
 
 export * from './errors.mjs';
 export { clearCache } from './sources.mjs';
@@ -32,13 +33,22 @@ function progressReporter(onProgress) {
 }
 
 /**
- * Loads a model (official .pth or .safetensors) into a new worker.
+ * Loads a model (official .pth or .safetensors, or a .rwkv file made by `cli.mjs convert`,
+ * whose embedded vocabulary is used unless `vocab` is given) into a new worker.
  * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
  *   ArrayBuffer is handed over to the worker (detached here: no second copy).
- * @param options {vocab, onProgress, signal, cache, cacheDir, wasmBase, threads}
+ * @param options {vocab, onProgress, signal, cache, cacheDir, wasmBase, threads, quant}
  *   threads: Node default min(CPUs, 4) with the pthread build; browsers run one thread.
+ *   quant: convert the weight matrices on load: 'int8' (Q8_0, blocks of 32 with a scale
+ *   each: about half the bytes of bf16 read per token), 'q4' (Q4_0), 'bf16' or 'f32'.
+ *   The large matrices are rewritten in place, so loading needs no extra memory.
  */
 export async function load(source, options = {}) {
+  try {
+    quantCode(options.quant);
+  } catch (err) {
+    throw new InvalidArgumentError(err.message);
+  }
   const model = new Model(describeSource(source), options);
   await model.ready;
   return model;

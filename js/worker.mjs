@@ -5,7 +5,7 @@ import { serve, selfEndpoint } from './protocol.mjs';
 import { openSource, readSource } from './sources.mjs';
 import { AbortError, BusyError, InvalidArgumentError, ModelFormatError, OutOfMemoryError, VocabError, RwkvError } from './errors.mjs';
 import { STATE_MAGIC, STATE_VERSION, STATE_HEADER_BYTES } from './state-format.mjs';
-import { checked } from './core.mjs';
+import { checked, quantCode } from './core.mjs';
 
 const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
 
@@ -78,6 +78,12 @@ const handlers = {
   },
 
   async loadModel({ source, vocab, options = {} }, ctx) {
+    let quant;
+    try {
+      quant = quantCode(options.quant);
+    } catch (err) {
+      throw new InvalidArgumentError(err.message);
+    }
     core ??= await instantiate(options.wasmBase, options.threads);
     const opened = await openSource(source, options, ctx.signal);
     const mb = (n) => `${(n / 2 ** 20).toFixed(0)} MB`;
@@ -109,7 +115,7 @@ const handlers = {
     }
     let model;
     try {
-      model = core.Model.fromHeap(ptr, opened.size);  // owns ptr from here, even on error
+      model = core.Model.fromHeap(ptr, opened.size, quant);  // owns ptr from here, even on error
     } catch (err) {
       throw typed(err, ModelFormatError);
     }
@@ -118,8 +124,14 @@ const handlers = {
     const runtime = { threads, simd: core.simd() };
     let tokenizer = null;
     try {
-      if (vocab || config.vocabSize === 256) tokenizer = new core.Tokenizer();  // byte-level
+      // A vocabulary passed to load() wins over one embedded in a .rwkv file; a model with
+      // neither is byte-level when it has 256 tokens, else it has no tokenizer.
+      tokenizer = new core.Tokenizer();  // byte-level
       if (vocab) checked(tokenizer.loadVocab(await readSource(vocab, options, ctx.signal)));
+      else if (!model.loadEmbeddedVocab(tokenizer) && config.vocabSize !== 256) {
+        tokenizer.delete();
+        tokenizer = null;
+      }
     } catch (err) {
       tokenizer?.delete();
       model.delete();

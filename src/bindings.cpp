@@ -18,6 +18,7 @@
 #include <cmath>
 #include <optional>
 
+#include "format.h"
 #include "generate.h"
 #include "rwkv.h"
 #include "state_file.h"
@@ -218,9 +219,19 @@ class WasmState {
 class WasmModel {
  public:
   // Takes ownership of `size` bytes at `ptr`, allocated with _malloc, whatever happens.
-  static WasmModel* fromHeap(uintptr_t ptr, size_t size) {
+  // `matrices`: -1 keeps the matrices as they are in the file, else the DType number to
+  // convert them to on load (0 F32, 2 BF16, 3 Q8_0, 4 Q4_0; see LoadOptions).
+  static WasmModel* fromHeap(uintptr_t ptr, size_t size, int matrices) {
     Bytes bytes = Bytes::adopt(reinterpret_cast<uint8_t*>(ptr), size);
-    return guard([&] { return new WasmModel(Model::load(std::move(bytes))); });
+    return guard([&] {
+      LoadOptions options;
+      if (matrices != -1) {
+        if (matrices < 0 || matrices > int(DType::Q4_0) || DType(matrices) == DType::F16)
+          throw Error("unknown weight type " + std::to_string(matrices) + " for the matrices");
+        options.matrices = DType(matrices);
+      }
+      return new WasmModel(Model::load(std::move(bytes), options));
+    });
   }
 
   val config() const {
@@ -275,12 +286,44 @@ class WasmModel {
     });
   }
 
+  // The model as a .rwkv file (docs/format.md), with the vocabulary `vocab` (bytes; empty:
+  // the one embedded in the model's file, if any) and `metadata` (a JSON object of
+  // strings, or ""): {size, vocabBytes, parts: Float64Array [heap offset, bytes, ...]} to write one
+  // after the other. The parts lie in the heap (header, weights in place, padding) and
+  // stay valid while the model lives, until the next fileParts call. Or an error record.
+  val fileParts(const std::string& vocab, const std::string& metadata) {
+    return checked([&] {
+      image_.reset();
+      image_vocab_ = vocab;
+      const std::string_view v = image_vocab_.empty() ? model_->vocab() : std::string_view(image_vocab_);
+      image_ = write_rwkv_file(*model_, v, parse_metadata_json(metadata));
+      std::vector<double> flat;
+      for (const auto& p : image_->parts) flat.insert(flat.end(), {double(reinterpret_cast<uintptr_t>(p.data)), double(p.size)});
+      val o = val::object();
+      o.set("size", double(image_->size));
+      o.set("vocabBytes", double(v.size()));
+      o.set("parts", val::global("Float64Array").new_(val(emscripten::typed_memory_view(flat.size(), flat.data()))));
+      return o;
+    });
+  }
+  // Gives `t` the vocabulary embedded in the model's file (a .rwkv file with one): true,
+  // or false (and `t` unchanged) when there is none.
+  bool loadEmbeddedVocab(WasmTokenizer& t) const {
+    return guard([&] {
+      if (model_->vocab().empty()) return false;
+      t.tok = Tokenizer::from_vocab_text(model_->vocab());
+      return true;
+    });
+  }
+
  private:
   explicit WasmModel(std::unique_ptr<Model> m) : model_(std::move(m)), runner_(*model_) {}
   static val view(std::span<const float> s) { return val(emscripten::typed_memory_view(s.size(), s.data())); }
   std::unique_ptr<Model> model_;
   Runner runner_;
   std::vector<float> all_;
+  std::optional<RwkvFileImage> image_;  // the last fileParts result
+  std::string image_vocab_;
   friend class WasmGenerator;
 };
 
@@ -357,5 +400,7 @@ EMSCRIPTEN_BINDINGS(rwkv) {
       .function("step", &WasmModel::step)
       .function("prefill", &WasmModel::prefill)
       .function("prefillAll", &WasmModel::prefillAll)
-      .function("loadStateFile", &WasmModel::loadStateFile);
+      .function("loadStateFile", &WasmModel::loadStateFile)
+      .function("fileParts", &WasmModel::fileParts)
+      .function("loadEmbeddedVocab", &WasmModel::loadEmbeddedVocab);
 }

@@ -2,16 +2,26 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
+#include "quant.h"
 #include "simd.h"
 #include "threads.h"
 
 namespace rwkv {
 
+size_t Matrix::bytes() const {
+  if (is_quantized(dtype)) return quant_bytes(dtype, size_t(rows), size_t(cols));
+  return size_t(rows) * size_t(cols) * dtype_size(dtype);
+}
+
 void Matrix::row(int r, float* out) const {
   if (dtype == DType::F32) {
     std::memcpy(out, f32() + size_t(r) * cols, sizeof(float) * cols);
+  } else if (is_quantized(dtype)) {
+    const size_t nb = size_t(cols) / kQuantBlock;
+    dequantize_row(dtype, q() + quant_q_bytes(dtype, size_t(r), size_t(cols)), scale + size_t(r) * nb, cols, out);
   } else {
     const uint16_t* p = bf16() + size_t(r) * cols;
     for (int c = 0; c < cols; ++c) out[c] = bf16_to_f32(p[c]);
@@ -406,47 +416,172 @@ float dot(const float* a, const float* b, int n) {
 }
 
 
-void matvec_range(const Matrix& W, const float* xp, float* y, int r0, int r1) {
-  if (W.dtype == DType::F32) matvec_rows<DType::F32>(W, xp, y, r0, r1);
-  else matvec_rows<DType::BF16>(W, xp, y, r0, r1);
+// ---- quantized weights (Q8_0, Q4_0; layout in quant.h)
+// x is quantized too, per row of x: xq = round(x / sx) in int16 with sx = max|x| / 32767
+// (15 bits: far finer than the weights, so the loss is the weights' own). Per weight
+// block b: isum = dot(q_b, xq_b) exactly in int32 lanes; acc += float(isum) * scale_b;
+// y = hsum(acc) * sx. One order for every form (matvec, matmul, threads).
+constexpr float kXQuantMax = 32767.0f;
+
+// Row t of X (n values) into xq[t * n ...], its scale into sx[t]. A row with NaN or
+// infinity gets sx = NaN, so its outputs are NaN as with float weights.
+void quantize_x(const float* X, int T, int n, std::vector<int16_t>& xq, std::vector<float>& sx) {
+  xq.resize(size_t(T) * n);
+  sx.resize(size_t(T));
+  for (int t = 0; t < T; ++t) {
+    const float* x = X + size_t(t) * n;
+    int16_t* q = xq.data() + size_t(t) * n;
+    float amax = 0;
+    bool finite = true;
+    for (int i = 0; i < n; ++i) {
+      finite &= std::isfinite(x[i]);
+      amax = std::max(amax, std::fabs(x[i]));
+    }
+    if (!finite) {
+      std::fill(q, q + n, int16_t(0));
+      sx[t] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    const float inv = amax > 0 ? kXQuantMax / amax : 0.0f;
+    for (int i = 0; i < n; ++i) q[i] = int16_t(std::nearbyint(x[i] * inv));
+    sx[t] = amax / kXQuantMax;
+  }
 }
 
-void matmul_range(const Matrix& W, const float* xp, int T, float* Y, int r0, int r1) {
-  if (W.dtype == DType::F32) matmul_rows<DType::F32>(W, xp, T, Y, r0, r1);
-  else matmul_rows<DType::BF16>(W, xp, T, Y, r0, r1);
+template <DType D>
+inline qblock widen(const uint8_t* p) {
+  if constexpr (D == DType::Q8_0) return widen_q8(p);
+  else return widen_q4(p);
+}
+template <DType D>
+constexpr size_t kQBlockBytes = D == DType::Q8_0 ? kQuantBlock : kQuantBlock / 2;
+
+// R weight rows (q rows qstride bytes apart, scale rows sstride floats apart) with TT
+// rows of xq (xstride apart, scales sx[0..TT)): Y[r * yr + t * yt].
+template <DType D, int R, int TT>
+inline void qdot(const uint8_t* q, size_t qstride, const float* sc, size_t sstride, int nb, const int16_t* xq,
+                 size_t xstride, const float* sx, float* Y, size_t yr, size_t yt) {
+  vf acc[R][TT];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < TT; ++t) acc[r][t] = splat(0);
+  for (int b = 0; b < nb; ++b) {
+    qblock x[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) x[t] = load_q16(xq + t * xstride + size_t(b) * kQuantBlock);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const qblock w = widen<D>(q + r * qstride + b * kQBlockBytes<D>);
+      const vf s = load_splat(sc + r * sstride + b);
+#pragma GCC unroll 8
+      for (int t = 0; t < TT; ++t) acc[r][t] = madd(to_float(dot(w, x[t])), s, acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < TT; ++t) Y[r * yr + t * yt] = hsum(acc[r][t]) * sx[t];
 }
 
-thread_local std::vector<float> tl_xp;  // x in pair order, prepared by the calling thread
+// Rows [r0, r1) of W x: kStreams sequential streams, as matvec_rows.
+template <DType D>
+void qmatvec_rows(const Matrix& W, const int16_t* xq, const float* sx, float* y, int r0, int r1) {
+  const int nb = W.cols / kQuantBlock;
+  const size_t rq = size_t(nb) * kQBlockBytes<D>;  // q bytes per row
+  const int n = (r1 - r0) / kStreams;
+  for (int i = 0; i < n; ++i) {
+    const size_t r = size_t(r0) + i;
+    qdot<D, kStreams, 1>(W.q() + r * rq, size_t(n) * rq, W.scale + r * nb, size_t(n) * nb, nb, xq, 0, sx, y + r,
+                         size_t(n), 0);
+  }
+  for (int r = r0 + n * kStreams; r < r1; ++r)
+    qdot<D, 1, 1>(W.q() + size_t(r) * rq, 0, W.scale + size_t(r) * nb, 0, nb, xq, 0, sx, y + r, 0, 0);
+}
+
+// Y[t][r] for rows [r0, r1) and T rows of xq: blocks of kQRows weight rows (in L1) meet
+// pairs of x rows.
+constexpr int kQRows = 4;
+template <DType D>
+void qmatmul_rows(const Matrix& W, const int16_t* xq, const float* sx, int T, float* Y, int r0, int r1) {
+  const int nb = W.cols / kQuantBlock, cols = W.cols;
+  const size_t rq = size_t(nb) * kQBlockBytes<D>, R = size_t(W.rows);
+  for (int r = r0; r < r1; r += kQRows) {
+    const uint8_t* q = W.q() + size_t(r) * rq;
+    const float* sc = W.scale + size_t(r) * nb;
+    if (r + kQRows <= r1) {
+      int t = 0;
+      for (; t + 2 <= T; t += 2)
+        qdot<D, kQRows, 2>(q, rq, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
+      for (; t < T; ++t)
+        qdot<D, kQRows, 1>(q, rq, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
+    } else {
+      for (int i = r; i < r1; ++i, q += rq, sc += nb)
+        for (int t = 0; t < T; ++t)
+          qdot<D, 1, 1>(q, 0, sc, 0, nb, xq + size_t(t) * cols, 0, sx + t, Y + size_t(t) * R + i, 0, 0);
+    }
+  }
+}
+
+// x prepared once per call by the calling thread: in pair order (plain types) or
+// quantized (quantized types).
+struct Prepared {
+  const float* xp = nullptr;
+  const int16_t* xq = nullptr;
+  const float* sx = nullptr;
+};
+thread_local std::vector<float> tl_xp;
+thread_local std::vector<int16_t> tl_xq;
+thread_local std::vector<float> tl_sx;
+
+Prepared prepare(const Matrix& W, const float* X, int T) {
+  if (is_quantized(W.dtype)) {
+    quantize_x(X, T, W.cols, tl_xq, tl_sx);
+    return {nullptr, tl_xq.data(), tl_sx.data()};
+  }
+  return {pair_order(W.dtype, X, T, W.cols, tl_xp), nullptr, nullptr};
+}
+
+void matvec_range(const Matrix& W, const Prepared& x, float* y, int r0, int r1) {
+  switch (W.dtype) {
+    case DType::F32: return matvec_rows<DType::F32>(W, x.xp, y, r0, r1);
+    case DType::Q8_0: return qmatvec_rows<DType::Q8_0>(W, x.xq, x.sx, y, r0, r1);
+    case DType::Q4_0: return qmatvec_rows<DType::Q4_0>(W, x.xq, x.sx, y, r0, r1);
+    default: return matvec_rows<DType::BF16>(W, x.xp, y, r0, r1);
+  }
+}
+
+void matmul_range(const Matrix& W, const Prepared& x, int T, float* Y, int r0, int r1) {
+  switch (W.dtype) {
+    case DType::F32: return matmul_rows<DType::F32>(W, x.xp, T, Y, r0, r1);
+    case DType::Q8_0: return qmatmul_rows<DType::Q8_0>(W, x.xq, x.sx, T, Y, r0, r1);
+    case DType::Q4_0: return qmatmul_rows<DType::Q4_0>(W, x.xq, x.sx, T, Y, r0, r1);
+    default: return matmul_rows<DType::BF16>(W, x.xp, T, Y, r0, r1);
+  }
+}
 
 }  // namespace
 
-void matvec(const Matrix& W, const float* x, float* y) {
-  const float* xp = pair_order(W.dtype, x, 1, W.cols, tl_xp);
-  matvec_range(W, xp, y, 0, W.rows);
-}
+void matvec(const Matrix& W, const float* x, float* y) { matvec_range(W, prepare(W, x, 1), y, 0, W.rows); }
 
 void matvec(const Matrix& W, const float* x, float* y, ThreadPool& pool) {
   if (pool.size() == 1 || size_t(W.rows) * W.cols < g_parallel_min) return matvec(W, x, y);
-  const float* xp = pair_order(W.dtype, x, 1, W.cols, tl_xp);
-  pool.parallel_for(W.rows, 4, [&](int b, int e) { matvec_range(W, xp, y, b, e); });
+  const Prepared p = prepare(W, x, 1);
+  pool.parallel_for(W.rows, 4, [&](int b, int e) { matvec_range(W, p, y, b, e); });
 }
 
 void matmul(const Matrix& W, const float* X, int T, float* Y) {
   if (T == 1) return matvec(W, X, Y);
-  const float* xp = pair_order(W.dtype, X, T, W.cols, tl_xp);
-  matmul_range(W, xp, T, Y, 0, W.rows);
+  matmul_range(W, prepare(W, X, T), T, Y, 0, W.rows);
 }
 
 void matmul(const Matrix& W, const float* X, int T, float* Y, ThreadPool& pool) {
   if (T == 1) return matvec(W, X, Y, pool);
   if (pool.size() == 1 || size_t(W.rows) * W.cols * T < g_parallel_min) return matmul(W, X, T, Y);
-  const float* xp = pair_order(W.dtype, X, T, W.cols, tl_xp);
-  pool.parallel_for(W.rows, kRows, [&](int b, int e) { matmul_range(W, xp, T, Y, b, e); });
+  const Prepared p = prepare(W, X, T);
+  pool.parallel_for(W.rows, is_quantized(W.dtype) ? kQRows : kRows, [&](int b, int e) { matmul_range(W, p, T, Y, b, e); });
 }
 
 void vecmat(const Matrix& W, const float* X, int T, float* Y) {
   if (W.dtype == DType::F32) vecmat_impl<DType::F32>(W, X, T, Y);
-  else vecmat_impl<DType::BF16>(W, X, T, Y);
+  else if (W.dtype == DType::BF16) vecmat_impl<DType::BF16>(W, X, T, Y);
+  else scalar::vecmat(W, X, T, Y);  // quantized LoRAs: the models never make them
 }
 
 void vecmat_multi(const VecmatJob* jobs, int n, int T, ThreadPool& pool) {

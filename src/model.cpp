@@ -1,5 +1,8 @@
 #include "model.h"
 
+#include "format.h"
+#include "quant.h"
+
 #include <algorithm>
 #include <cmath>
 #include <unordered_map>
@@ -41,6 +44,8 @@ std::vector<int64_t> squeezed(const std::vector<int64_t>& s) {
   return out;
 }
 
+void check_finite(const TensorInfo& t);
+
 class Loader {
  public:
   Loader(std::vector<TensorInfo> tensors) : tensors_(std::move(tensors)) {
@@ -75,6 +80,54 @@ class Loader {
       throw Error("tensor '" + name + "' has shape " + shape_string(t->shape) + ": dimension " + std::to_string(v) +
                   " is outside the supported range 1.." + std::to_string(limit));
     return v;
+  }
+
+  // True when no other tensor's bytes overlap t's (contiguous t): t may be rewritten.
+  bool exclusive(const TensorInfo& t) const {
+    if (!t.contiguous() || is_quantized(t.dtype)) return false;
+    const uint8_t *b = t.data, *e = b + size_t(t.numel()) * dtype_size(t.dtype);
+    for (const auto& o : tensors_) {
+      if (&o == &t || is_quantized(o.dtype)) continue;
+      int64_t last = 0;  // the largest element offset of o
+      for (size_t d = 0; d < o.shape.size(); ++d) last += (o.shape[d] - 1) * o.stride[d];
+      const uint8_t *ob = o.data, *oe = ob + size_t(last + 1) * dtype_size(o.dtype);
+      if (o.numel() > 0 && ob < e && b < oe) return false;
+    }
+    return true;
+  }
+
+  // t (2-D) as a Matrix: in place when contiguous and aligned (quantized blobs always),
+  // else an F32 (from F16) or same-type copy appended to `owned`. Refuses NaN/infinity.
+  Matrix matrix(const TensorInfo& t, std::vector<std::vector<uint8_t>>& owned) const {
+    const int rows = int(t.shape[0]), cols = int(t.shape[1]);
+    Matrix out{t.dtype, rows, cols, t.data};
+    if (is_quantized(t.dtype)) {
+      if (cols % kQuantBlock || reinterpret_cast<uintptr_t>(t.data) % alignof(float))
+        throw Error("tensor '" + t.name + "' (" + dtype_name(t.dtype) + ", shape " + shape_string(t.shape) +
+                    "): the columns must be a multiple of 32 and the data 4-byte aligned");
+      out.scale = reinterpret_cast<const float*>(t.data + quant_q_bytes(t.dtype, rows, cols));
+      const size_t n = size_t(rows) * (cols / kQuantBlock);
+      for (size_t i = 0; i < n; ++i)
+        if (!std::isfinite(out.scale[i]))
+          throw Error("tensor '" + t.name + "' holds a NaN or infinite scale (block " + std::to_string(i) + ")");
+      return out;
+    }
+    check_finite(t);
+    const size_t align = t.dtype == DType::F32 ? alignof(float) : alignof(uint16_t);
+    if (t.dtype != DType::F16 && t.contiguous() && reinterpret_cast<uintptr_t>(t.data) % align == 0) return out;
+    out.dtype = t.dtype == DType::F16 ? DType::F32 : t.dtype;
+    auto& buf = owned.emplace_back(out.bytes());
+    uint8_t* dst = buf.data();
+    for_each_offset(t, [&](int64_t off) {
+      if (out.dtype == DType::F32) {
+        const float f = element_f32(t, off);
+        std::memcpy(dst, &f, 4), dst += 4;
+      } else {
+        std::memcpy(dst, t.data + off * 2, 2), dst += 2;
+      }
+    });
+    out.data = buf.data();
+    return out;
   }
 
   int count_layers() const {
@@ -125,6 +178,53 @@ void check_finite(const TensorInfo& t) {
   if (bad >= 0) throw Error("tensor '" + t.name + "' holds NaN or infinite values (first at element " + std::to_string(bad) + ")");
 }
 
+uint16_t f32_to_bf16(float f) {  // round to nearest even; the weights are finite
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return uint16_t((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
+}
+
+// `in` converted to type `to`. Row by row into the bytes `in` occupies when the result is
+// no larger and `mine` says nobody else reads them (each row is copied out before its
+// slot is written, and a row's output never reaches rows not yet read), else into a new
+// buffer appended to `owned`.
+Matrix convert(const Matrix& in, DType to, bool mine, std::vector<std::vector<uint8_t>>& owned) {
+  Matrix out{to, in.rows, in.cols, nullptr};
+  const size_t rows = size_t(in.rows), cols = size_t(in.cols);
+  const size_t bytes = out.bytes();
+  uint8_t* dst;
+  if (mine && bytes <= in.bytes()) {
+    dst = const_cast<uint8_t*>(static_cast<const uint8_t*>(in.data));
+  } else {
+    dst = owned.emplace_back(bytes).data();
+  }
+  std::vector<float> row(cols);
+  if (is_quantized(to)) {
+    const size_t nb = cols / kQuantBlock, rq = quant_q_bytes(to, 1, cols);
+    std::vector<float> scales(rows * nb);  // written last: their place may hold rows not yet read
+    for (size_t r = 0; r < rows; ++r) {
+      in.row(int(r), row.data());
+      quantize_row(to, row.data(), int(cols), dst + r * rq, scales.data() + r * nb);
+    }
+    std::memcpy(dst + rows * rq, scales.data(), scales.size() * sizeof(float));
+    out.scale = reinterpret_cast<const float*>(dst + rows * rq);
+  } else {
+    for (size_t r = 0; r < rows; ++r) {
+      in.row(int(r), row.data());
+      if (to == DType::F32) {
+        std::memcpy(dst + r * cols * 4, row.data(), cols * 4);
+      } else {
+        for (size_t c = 0; c < cols; ++c) {
+          const uint16_t h = f32_to_bf16(row[c]);
+          std::memcpy(dst + (r * cols + c) * 2, &h, 2);
+        }
+      }
+    }
+  }
+  out.data = dst;
+  return out;
+}
+
 }  // namespace
 
 size_t Model::memory_bytes() const {
@@ -133,10 +233,11 @@ size_t Model::memory_bytes() const {
   return n;
 }
 
-std::unique_ptr<Model> Model::load(Bytes file) {
+std::unique_ptr<Model> Model::load(Bytes file, const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model());
   m->file_ = std::move(file);
   const Loader L(read_checkpoint(m->file_.data.get(), m->file_.size));
+  m->vocab_ = rwkv_file_vocab(m->file_.data.get(), m->file_.size);
 
   if (L.find("blocks.0.att.time_decay") || L.find("blocks.0.att.time_faaaa"))
     throw Error("this is an RWKV-4/5/6 checkpoint; only RWKV-7 (x070) models are supported");
@@ -170,41 +271,37 @@ std::unique_ptr<Model> Model::load(Bytes file) {
   m->vectors_.reserve(size_t(kVectorsPerLayer * c.n_layer + 4) * C);
   auto vec = [&](const std::string& name, std::vector<int64_t> shape) -> const float* {
     const TensorInfo& t = L.need(name, shape, true);
+    if (is_quantized(t.dtype))
+      throw Error("tensor '" + name + "' is " + dtype_name(t.dtype) + ", but only matrices may be quantized");
     check_finite(t);
     const size_t at = m->vectors_.size();
     if (at + size_t(t.numel()) > m->vectors_.capacity()) throw Error("internal: vector buffer too small");
     for_each_offset(t, [&](int64_t off) { m->vectors_.push_back(element_f32(t, off)); });
-    return m->vectors_.data() + at;
+    const float* p = m->vectors_.data() + at;
+    m->held_.push_back({name, DType::F32, t.shape, reinterpret_cast<const uint8_t*>(p), size_t(t.numel()) * 4});
+    return p;
   };
-  // Matrices stay where they are when they can be used in place.
-  auto mat = [&](const std::string& name, int64_t rows, int64_t cols) -> Matrix {
+  // Matrices stay where they are when they can be used in place, and are converted as
+  // `options` asks (`large`: the big ones, which the quantized types apply to).
+  auto mat = [&](const std::string& name, int64_t rows, int64_t cols, bool large) -> Matrix {
     const TensorInfo& t = L.need(name, {rows, cols}, false);
-    check_finite(t);
-    Matrix out{t.dtype, int(rows), int(cols), t.data};
-    const size_t align = t.dtype == DType::F32 ? alignof(float) : alignof(uint16_t);
-    if (t.dtype != DType::F16 && t.contiguous() && reinterpret_cast<uintptr_t>(t.data) % align == 0) return out;
-    out.dtype = t.dtype == DType::F16 ? DType::F32 : t.dtype;
-    auto& buf = m->owned_.emplace_back(out.bytes());
-    uint8_t* dst = buf.data();
-    for_each_offset(t, [&](int64_t off) {
-      if (out.dtype == DType::F32) {
-        const float f = element_f32(t, off);
-        std::memcpy(dst, &f, 4), dst += 4;
-      } else {
-        std::memcpy(dst, t.data + off * 2, 2), dst += 2;
-      }
-    });
-    out.data = buf.data();
+    Matrix out = L.matrix(t, m->owned_);
+    std::optional<DType> to = options.matrices;
+    if (to && is_quantized(*to) && (!large || cols % kQuantBlock != 0)) to.reset();
+    if (!to && is_quantized(out.dtype) && !large)
+      throw Error("tensor '" + name + "' is " + dtype_name(out.dtype) + ", but the low-rank matrices cannot be quantized");
+    if (to && *to != out.dtype) out = convert(out, *to, out.data != t.data || L.exclusive(t), m->owned_);
+    m->held_.push_back({name, out.dtype, {rows, cols}, static_cast<const uint8_t*>(out.data), out.bytes()});
     return out;
   };
 
   Weights& w = m->weights_;
-  w.emb = mat("emb.weight", c.V, C);
+  w.emb = mat("emb.weight", c.V, C, true);
   w.ln0_w = vec("blocks.0.ln0.weight", {C});
   w.ln0_b = vec("blocks.0.ln0.bias", {C});
   w.ln_out_w = vec("ln_out.weight", {C});
   w.ln_out_b = vec("ln_out.bias", {C});
-  w.head = mat("head.weight", c.V, C);
+  w.head = mat("head.weight", c.V, C, true);
   for (int i = 0; i < c.n_layer; ++i) {
     const std::string b = "blocks." + std::to_string(i) + ".";
     const std::string a = b + "att.";
@@ -225,28 +322,28 @@ std::unique_ptr<Model> Model::load(Bytes file) {
     l.k_k = vec(a + "k_k", mix);
     l.k_a = vec(a + "k_a", mix);
     l.r_k = vec(a + "r_k", {c.H, c.N});
-    l.w1 = mat(a + "w1", C, c.Dw);
-    l.w2 = mat(a + "w2", c.Dw, C);
-    l.a1 = mat(a + "a1", C, c.Da);
-    l.a2 = mat(a + "a2", c.Da, C);
-    l.g1 = mat(a + "g1", C, c.Dg);
-    l.g2 = mat(a + "g2", c.Dg, C);
+    l.w1 = mat(a + "w1", C, c.Dw, false);
+    l.w2 = mat(a + "w2", c.Dw, C, false);
+    l.a1 = mat(a + "a1", C, c.Da, false);
+    l.a2 = mat(a + "a2", c.Da, C, false);
+    l.g1 = mat(a + "g1", C, c.Dg, false);
+    l.g2 = mat(a + "g2", c.Dg, C, false);
     if (i > 0) {  // layer 0 takes v as v_first and never uses v0/v1/v2, present or not
       l.v0 = vec(a + "v0", mix);
-      l.v1 = mat(a + "v1", C, c.Dv);
-      l.v2 = mat(a + "v2", c.Dv, C);
+      l.v1 = mat(a + "v1", C, c.Dv, false);
+      l.v2 = mat(a + "v2", c.Dv, C, false);
     } else {
       l.v0 = nullptr;
     }
-    l.receptance = mat(a + "receptance.weight", C, C);
-    l.key = mat(a + "key.weight", C, C);
-    l.value = mat(a + "value.weight", C, C);
-    l.output = mat(a + "output.weight", C, C);
+    l.receptance = mat(a + "receptance.weight", C, C, true);
+    l.key = mat(a + "key.weight", C, C, true);
+    l.value = mat(a + "value.weight", C, C, true);
+    l.output = mat(a + "output.weight", C, C, true);
     l.ln_x_w = vec(a + "ln_x.weight", {C});
     l.ln_x_b = vec(a + "ln_x.bias", {C});
     l.ffn_x_k = vec(b + "ffn.x_k", mix);
-    l.ffn_key = mat(b + "ffn.key.weight", c.F, C);
-    l.ffn_value = mat(b + "ffn.value.weight", C, c.F);
+    l.ffn_key = mat(b + "ffn.key.weight", c.F, C, true);
+    l.ffn_value = mat(b + "ffn.value.weight", C, c.F, true);
   }
   return m;
 }

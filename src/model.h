@@ -3,7 +3,9 @@
 // into the file's bytes (bf16 stays bf16, f32 stays f32). Immutable once loaded, so
 // one Model can serve any number of States.
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bytes.h"
@@ -44,16 +46,39 @@ struct Weights {
   Matrix head;                      // (V, C)
 };
 
+// How to hold the weights. `matrices` converts the matrices on load: Q8_0 / Q4_0 the
+// large ones (emb, head, receptance/key/value/output, ffn key/value; the LoRAs stay as
+// they are), F32 / BF16 every matrix. Unset: as in the file (F16 becomes F32).
+struct LoadOptions {
+  std::optional<DType> matrices;
+};
+
+// One tensor as the model holds it, under its checkpoint key: what a writer of a
+// converted file needs. Vectors are F32 (with the shape they have in the checkpoint);
+// matrices as held (a quantized one as its blob: q part, then scales).
+struct HeldTensor {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const uint8_t* data;
+  size_t bytes;
+};
+
 class Model {
  public:
-  // Builds a model from a checkpoint (.pth or .safetensors) held in `file`, which the
-  // model keeps: weights stay views into it. Throws rwkv::Error naming the key, the
-  // expected and the found shape on any mismatch.
-  static std::unique_ptr<Model> load(Bytes file);
+  // Builds a model from a checkpoint (.pth, .safetensors or our own .rwkv format) held
+  // in `file`, which the model keeps: weights stay views into it (or, converted on load,
+  // are rewritten in place when they shrink and the bytes are theirs alone). Throws
+  // rwkv::Error naming the key, the expected and the found shape on any mismatch.
+  static std::unique_ptr<Model> load(Bytes file, const LoadOptions& options = {});
 
   const Config& config() const { return config_; }
   const Weights& weights() const { return weights_; }
   DType weight_dtype() const { return weights_.head.dtype; }
+  // Every tensor the model uses, in checkpoint order of first use (emb, ln0, ...).
+  const std::vector<HeldTensor>& tensors() const { return held_; }
+  // The tokenizer vocabulary embedded in the file (our own format only), else empty.
+  std::string_view vocab() const { return vocab_; }
   // Bytes held: the file plus whatever had to be converted (f16 -> f32, small vectors).
   size_t memory_bytes() const;
 
@@ -64,6 +89,8 @@ class Model {
   std::vector<std::vector<uint8_t>> owned_; // matrices converted at load (f16, strided, misaligned)
   Config config_;
   Weights weights_;
+  std::vector<HeldTensor> held_;
+  std::string_view vocab_;  // a view into file_
 };
 
 }  // namespace rwkv

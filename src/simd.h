@@ -1,6 +1,11 @@
 #pragma once
 // The small SIMD vocabulary the kernels are written against, mapped to wasm SIMD128,
 // AVX2(+FMA), SSE2, or plain scalar code. `vf` holds kLanes floats.
+//
+// Integer part, for the quantized weights (quant.h): a `qblock` is one block of 32
+// values widened to int16; `dot` sums the 32 products of two of them into the int32
+// lanes of a `vi` (kLanes lanes; their sum is the block's dot product), which `to_float`
+// converts. The 4-lane mappings (wasm SIMD128, SSE2) compute the same lanes.
 #include <cstdint>
 #include <cstring>
 
@@ -53,6 +58,28 @@ inline float hsum(vf v) {
   v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
   return wasm_f32x4_extract_lane(v, 0);
 }
+using vi = v128_t;
+struct qblock { v128_t v[4]; };  // values 8j .. 8j + 7 in v[j]
+inline qblock load_q16(const int16_t* x) {
+  return {{wasm_v128_load(x), wasm_v128_load(x + 8), wasm_v128_load(x + 16), wasm_v128_load(x + 24)}};
+}
+inline qblock widen_q8(const uint8_t* p) {  // 32 int8
+  const v128_t a = wasm_v128_load(p), b = wasm_v128_load(p + 16);
+  return {{wasm_i16x8_extend_low_i8x16(a), wasm_i16x8_extend_high_i8x16(a), wasm_i16x8_extend_low_i8x16(b),
+           wasm_i16x8_extend_high_i8x16(b)}};
+}
+inline qblock widen_q4(const uint8_t* p) {  // 16 bytes: values j (low nibble) and j + 16 (high)
+  const v128_t v = wasm_v128_load(p), eight = wasm_i8x16_splat(8);
+  const v128_t lo = wasm_i8x16_sub(wasm_v128_and(v, wasm_i8x16_splat(15)), eight);
+  const v128_t hi = wasm_i8x16_sub(wasm_u8x16_shr(v, 4), eight);
+  return {{wasm_i16x8_extend_low_i8x16(lo), wasm_i16x8_extend_high_i8x16(lo), wasm_i16x8_extend_low_i8x16(hi),
+           wasm_i16x8_extend_high_i8x16(hi)}};
+}
+inline vi dot(const qblock& a, const qblock& b) {
+  return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(a.v[0], b.v[0]), wasm_i32x4_dot_i16x8(a.v[1], b.v[1])),
+                        wasm_i32x4_add(wasm_i32x4_dot_i16x8(a.v[2], b.v[2]), wasm_i32x4_dot_i16x8(a.v[3], b.v[3])));
+}
+inline vf to_float(vi v) { return wasm_f32x4_convert_i32x4(v); }
 #elif defined(__AVX2__)
 using vf = __m256;
 constexpr int kLanes = 8;
@@ -89,6 +116,27 @@ inline float hsum(vf v) {
   s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
   return _mm_cvtss_f32(s);
 }
+using vi = __m256i;
+struct qblock { __m256i v[2]; };  // values 16j .. 16j + 15 in v[j]
+inline qblock load_q16(const int16_t* x) {
+  return {{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)),
+           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 16))}};
+}
+inline qblock widen_q8(const uint8_t* p) {
+  return {{_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)))}};
+}
+inline qblock widen_q4(const uint8_t* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+  const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m), eight);
+  const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m), eight);
+  return {{_mm256_cvtepi8_epi16(lo), _mm256_cvtepi8_epi16(hi)}};
+}
+inline vi dot(const qblock& a, const qblock& b) {
+  return _mm256_add_epi32(_mm256_madd_epi16(a.v[0], b.v[0]), _mm256_madd_epi16(a.v[1], b.v[1]));
+}
+inline vf to_float(vi v) { return _mm256_cvtepi32_ps(v); }
 #elif defined(__SSE2__)
 using vf = __m128;
 constexpr int kLanes = 4;
@@ -119,6 +167,32 @@ inline float hsum(vf v) {
   v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
   return _mm_cvtss_f32(v);
 }
+using vi = __m128i;
+struct qblock { __m128i v[4]; };  // values 8j .. 8j + 7 in v[j]
+inline qblock load_q16(const int16_t* x) {
+  const auto* p = reinterpret_cast<const __m128i*>(x);
+  return {{_mm_loadu_si128(p), _mm_loadu_si128(p + 1), _mm_loadu_si128(p + 2), _mm_loadu_si128(p + 3)}};
+}
+// int8 lanes 0-7 / 8-15 of v, sign-extended to int16 (SSE2 has no pmovsxbw).
+inline __m128i extend_lo8(__m128i v) { return _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8); }
+inline __m128i extend_hi8(__m128i v) { return _mm_srai_epi16(_mm_unpackhi_epi8(v, v), 8); }
+inline qblock widen_q8(const uint8_t* p) {
+  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+  return {{extend_lo8(a), extend_hi8(a), extend_lo8(b), extend_hi8(b)}};
+}
+inline qblock widen_q4(const uint8_t* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+  const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m), eight);
+  const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m), eight);
+  return {{extend_lo8(lo), extend_hi8(lo), extend_lo8(hi), extend_hi8(hi)}};
+}
+inline vi dot(const qblock& a, const qblock& b) {
+  return _mm_add_epi32(_mm_add_epi32(_mm_madd_epi16(a.v[0], b.v[0]), _mm_madd_epi16(a.v[1], b.v[1])),
+                       _mm_add_epi32(_mm_madd_epi16(a.v[2], b.v[2]), _mm_madd_epi16(a.v[3], b.v[3])));
+}
+inline vf to_float(vi v) { return _mm_cvtepi32_ps(v); }
 #else
 struct vf { float x; };
 constexpr int kLanes = 1;
@@ -146,6 +220,29 @@ inline void store_interleaved(float* p, vf even, vf odd) {
   p[1] = odd.x;
 }
 inline float hsum(vf v) { return v.x; }
+struct vi { int32_t x; };
+struct qblock { int16_t v[32]; };
+inline qblock load_q16(const int16_t* x) {
+  qblock b;
+  std::memcpy(b.v, x, sizeof b.v);
+  return b;
+}
+inline qblock widen_q8(const uint8_t* p) {
+  qblock b;
+  for (int i = 0; i < 32; ++i) b.v[i] = int8_t(p[i]);
+  return b;
+}
+inline qblock widen_q4(const uint8_t* p) {
+  qblock b;
+  for (int j = 0; j < 16; ++j) b.v[j] = int16_t((p[j] & 15) - 8), b.v[j + 16] = int16_t((p[j] >> 4) - 8);
+  return b;
+}
+inline vi dot(const qblock& a, const qblock& b) {
+  int32_t s = 0;
+  for (int i = 0; i < 32; ++i) s += int32_t(a.v[i]) * b.v[i];
+  return {s};
+}
+inline vf to_float(vi v) { return {float(v.x)}; }
 #endif
 
 }  // namespace rwkv::simd

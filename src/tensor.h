@@ -6,10 +6,24 @@
 
 namespace rwkv {
 
-enum class DType : uint8_t { F32, F16, BF16 };
+// F32, F16, BF16: one value per element. Q8_0, Q4_0: block-quantized weight matrices
+// (only ever 2-D, see quant.h), which no checkpoint reader produces from .pth/.safetensors.
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0 };
 
-inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
-inline const char* dtype_name(DType t) { return t == DType::F32 ? "F32" : t == DType::F16 ? "F16" : "BF16"; }
+// Bytes per element of the plain types (F32 4, F16 and BF16 2); 0 for the quantized ones.
+inline size_t dtype_size(DType t) {
+  return t == DType::F32 ? 4 : t == DType::F16 || t == DType::BF16 ? 2 : 0;
+}
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
+  }
+  return "?";
+}
 
 struct TensorInfo {
   std::string name;

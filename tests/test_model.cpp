@@ -15,12 +15,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::unique_ptr<Model> load_model(const std::string& path) {
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {}) {
   auto s = read_file(path);
   if (!s) throw Error("cannot read " + path);
   Bytes b = Bytes::allocate(s->size());
   std::memcpy(b.data.get(), s->data(), s->size());
-  return Model::load(std::move(b));
+  return Model::load(std::move(b), options);
 }
 
 // The few fields of a golden run's .json: "model" and the "tokens" list.
@@ -135,6 +135,41 @@ void check_golden(const std::string& golden_dir, const std::string& model_dir) {
   }
 }
 
+// The golden runs with the matrices quantized on load: the loss against the official
+// logits (max |diff| and the share of positions whose top token is unchanged), and
+// prefill against step (the same integer kernels: the same bits).
+void check_quantized(const std::string& golden_dir, const std::string& model_dir) {
+  for (const auto& [g, model_path] : golden_cases(golden_dir, model_dir)) {
+    if (model_path.ends_with(".safetensors")) continue;  // the same weights as the .pth
+    const auto want = read_f32(g.dir + "/" + g.name + ".logits.f32");
+    for (DType t : {DType::Q8_0, DType::Q4_0}) {
+      auto model = load_model(model_path, LoadOptions{t});
+      const size_t T = g.tokens.size(), V = size_t(model->config().V);
+      REQUIRE(want.size() == T * V);
+      Runner runner(*model, 16);
+      State s1(model->config()), s2(model->config());
+      std::vector<float> step_logits(T * V), prefill_logits(T * V);
+      for (size_t i = 0; i < T; ++i) {
+        auto l = runner.step(s1, g.tokens[i]);
+        std::copy(l.begin(), l.end(), step_logits.begin() + i * V);
+      }
+      runner.prefill(s2, g.tokens, prefill_logits.data());
+      const Diff d = compare_rows(step_logits.data(), want.data(), T, V);
+      const double agree = 1.0 - double(d.argmax_mismatch) / double(T);
+      std::printf("quantized %-38s %-5s max |logit diff| %.3g, top-1 agreement %.1f%% (%zu/%zu), %s\n",
+                  g.name.c_str(), dtype_name(t), d.max_abs, 100 * agree, T - d.argmax_mismatch, T,
+                  dtype_name(model->weight_dtype()));
+      INFO(g.name << " " << dtype_name(t));
+      CHECK(model->weight_dtype() == t);
+      CHECK(compare_rows(prefill_logits.data(), step_logits.data(), T, V).max_abs == 0.0f);
+      // Bounds a few times above what was measured (the random models' flat logits make
+      // near-ties; the trained tiny model keeps 100% / 97.7% of its top tokens).
+      CHECK(agree >= (t == DType::Q8_0 ? 0.9 : 0.6));
+      CHECK(d.max_abs <= (t == DType::Q8_0 ? 0.5f : 3.0f));
+    }
+  }
+}
+
 // A model for the structural tests: the project's fixture, else a shared reference model.
 std::unique_ptr<Model> any_model() {
   const std::string fix = std::string(fixture_dir()) + "/fix-L3-C64-H2.pth";
@@ -171,6 +206,15 @@ TEST_CASE("matches the independent JS reference on the project's own fixtures", 
     return;
   }
   check_golden(dir, dir);
+}
+
+TEST_CASE("int8 and 4-bit weights stay close to the golden runs", "[golden][quant]") {
+  const std::string dir = std::string(reference_dir()) + "/golden";
+  if (fs::exists(dir)) check_quantized(dir, std::string(reference_dir()) + "/models");
+  else WARN("skipped the official golden runs: " << dir << " is missing");
+  const std::string fix = fixture_dir();
+  if (fs::exists(fix + "/fix-L3-C64-H2.seq40.json")) check_quantized(fix, fix);
+  else WARN("skipped the fixtures: missing in " << fix << " (run: node scripts/make-fixtures.mjs " << fix << ")");
 }
 
 TEST_CASE("prefill of T tokens equals T steps", "[prefill]") {
