@@ -4,7 +4,9 @@
 // decoded token achieves; peak memory. Built natively and for wasm (as a NODERAWFS main,
 // single-thread and pthread variants).
 //   rwkv_bench MODEL [--threads 1,2] [--decode-tokens 32] [--decode-runs 7]
-//              [--prefill-tokens 128] [--prefill-runs 3] [--bandwidth-mb 512] [--chunk N] [--json]
+//              [--prefill-tokens 128] [--prefill-runs 3] [--bandwidth-mb 512] [--chunk N]
+//              [--quant keep|int8|q4|bf16|f32] [--json]
+// --quant converts the matrices on load (LoadOptions), as the JS library's `quant` option.
 // --chunk sets the Runner's max_chunk (tokens per prefill pass; default the Runner's own).
 // --dump FILE writes the logits and state of a fixed run instead (first thread count).
 #include <algorithm>
@@ -146,6 +148,7 @@ int main(int argc, char** argv) {
     std::vector<int> thread_counts = {1, 2};
     int decode_tokens = 32, decode_runs = 7, prefill_tokens = 128, prefill_runs = 3, bandwidth_mb = 512, chunk = 0;
     std::string dump;
+    LoadOptions options;
     bool json = false;
     for (int i = 2; i < argc; ++i) {
       const std::string a = argv[i];
@@ -163,11 +166,18 @@ int main(int argc, char** argv) {
       else if (a == "--bandwidth-mb") bandwidth_mb = std::stoi(v);
       else if (a == "--chunk") chunk = std::stoi(v);
       else if (a == "--dump") dump = v;
+      else if (a == "--quant") {
+        if (v == "int8" || v == "q8_0") options.matrices = DType::Q8_0;
+        else if (v == "q4" || v == "q4_0") options.matrices = DType::Q4_0;
+        else if (v == "bf16") options.matrices = DType::BF16;
+        else if (v == "f32") options.matrices = DType::F32;
+        else if (v != "keep") throw Error("--quant: unknown type " + v);
+      }
       else throw Error("unknown option " + a);
     }
 
     const auto t_load = Clock::now();
-    auto model = Model::load(read_model(path));
+    auto model = Model::load(read_model(path), options);
     const double load_s = seconds_since(t_load);
     const Config& c = model->config();
     const size_t weight_bytes = decode_weight_bytes(*model);

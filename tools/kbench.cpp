@@ -13,6 +13,7 @@
 #include <ctime>
 
 #include "kernels.h"
+#include "quant.h"
 #include "threads.h"
 
 using namespace rwkv;
@@ -23,11 +24,22 @@ namespace {
 struct Mat {
   std::vector<uint16_t> bf16;
   std::vector<float> f32;
+  std::vector<uint8_t> blob;
   Matrix m;
   Mat(int rows, int cols, DType dt) {
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> ud(-1, 1);
-    if (dt == DType::BF16) {
+    if (is_quantized(dt)) {
+      blob.resize(quant_bytes(dt, rows, cols));
+      const size_t rq = quant_q_bytes(dt, 1, cols), nb = cols / kQuantBlock;
+      auto* sc = reinterpret_cast<float*>(blob.data() + quant_q_bytes(dt, rows, cols));
+      std::vector<float> row(cols);
+      for (int r = 0; r < rows; ++r) {
+        for (auto& v : row) v = ud(rng);
+        quantize_row(dt, row.data(), cols, blob.data() + r * rq, sc + r * nb);
+      }
+      m = {dt, rows, cols, blob.data(), sc};
+    } else if (dt == DType::BF16) {
       bf16.resize(size_t(rows) * cols);
       for (auto& v : bf16) {
         const float f = ud(rng);
@@ -93,7 +105,7 @@ int main(int argc, char** argv) {
 #endif
   std::printf("simd %s, threads %d%s\n", kernels::simd_name(), pool.size(), g_cpu_time ? " (CPU time)" : "");
 
-  for (DType dt : {DType::BF16, DType::F32}) {
+  for (DType dt : {DType::BF16, DType::F32, DType::Q8_0, DType::Q4_0}) {
     const char* dn = dtype_name(dt);
     for (auto [rows_, cols_] : {std::pair{768, 768}, {3072, 768}, {768, 3072}}) {
       const int rows = rows_, cols = cols_;
@@ -130,7 +142,7 @@ int main(int argc, char** argv) {
       const int rows = rows_, cols = cols_;
       // Many copies, used in turn, so that each call reads from memory as in decode.
       const std::string name = std::string("vecmat ") + dn + " " + std::to_string(rows) + "x" + std::to_string(cols) + " T1";
-      if (!want(name)) continue;
+      if (is_quantized(dt) || !want(name)) continue;  // the LoRAs are never quantized
       const int copies = int((size_t(256) << 20) / (size_t(rows) * cols * dtype_size(dt)));
       std::vector<Mat> Ws;
       Ws.reserve(copies);
@@ -145,7 +157,7 @@ int main(int argc, char** argv) {
     for (auto [rows_, cols_, T_] : {std::tuple{768, 64, 1}, {64, 768, 1}, {768, 128, 1}, {768, 64, 64}, {64, 768, 64}}) {
       const int rows = rows_, cols = cols_, T = T_;
       const std::string name = std::string("vecmat ") + dn + " " + std::to_string(rows) + "x" + std::to_string(cols) + " T" + std::to_string(T);
-      if (!want(name)) continue;
+      if (is_quantized(dt) || !want(name)) continue;
       Mat W(rows, cols, dt);
       auto X = vec(size_t(T) * rows);
       std::vector<float> Y(size_t(T) * cols);
@@ -153,16 +165,18 @@ int main(int argc, char** argv) {
       std::printf("%-34s           %8.1f us  %6.2f GMAC/s\n", name.c_str(), s * 1e6, double(rows) * cols * T / s / 1e9);
     }
   }
-  if (want("decode sequence")) {
-    // The matvecs of one decoded token of the 0.1B shape (bf16), in order, on distinct
+  for (DType dt : {DType::BF16, DType::Q8_0}) {
+    // The matvecs of one decoded token of the 0.1B shape, in order, on distinct
     // matrices: how close the big products get to the memory bandwidth.
+    const std::string name = std::string("matvec decode sequence ") + dtype_name(dt);
+    if (!want(name)) continue;
     std::vector<Mat> mats;
     for (int l = 0; l < 12; ++l) {
-      for (int i = 0; i < 4; ++i) mats.emplace_back(768, 768, DType::BF16);
-      mats.emplace_back(3072, 768, DType::BF16);
-      mats.emplace_back(768, 3072, DType::BF16);
+      for (int i = 0; i < 4; ++i) mats.emplace_back(768, 768, dt);
+      mats.emplace_back(3072, 768, dt);
+      mats.emplace_back(768, 3072, dt);
     }
-    mats.emplace_back(65536, 768, DType::BF16);
+    mats.emplace_back(65536, 768, dt);
     size_t bytes = 0;
     for (auto& m : mats) bytes += m.m.bytes();
     auto x = vec(3072);
@@ -170,7 +184,7 @@ int main(int argc, char** argv) {
     const double s = best(7, 1, [&] {
       for (auto& m : mats) kernels::matvec(m.m, x.data(), y.data(), pool);
     });
-    std::printf("%-34s streaming %8.1f us  %6.2f GB/s (%.0f MB)\n", "matvec decode sequence BF16", s * 1e6,
+    std::printf("%-34s streaming %8.1f us  %6.2f GB/s (%.0f MB)\n", name.c_str(), s * 1e6,
                 bytes / s / 1e9, bytes / 1e6);
   }
   if (want("wkv")) {
