@@ -14,6 +14,7 @@
 //   fix-L2-C64-H1.fp16.pth            f16, plain dict, shuffled keys, dir "fixmodel/",
 //                                     ln1.weight/ln1.bias share one storage (bias at offset C)
 //   bad-missing-key.pth, bad-shape.pth, bad-truncated.pth
+//   fix-L3-C64-H2.rwkv, fix-L2-C64-H1.fp16.rwkv   our own format (bf16 + vocabulary; f16)
 //   fix-L3-C64-H2.seq40.{json,logits.f32,state.f32}
 //   fix-L2-C64-H1.fp16.seq24.{json,logits.f32,state.f32}
 //
@@ -664,6 +665,90 @@ export function readSafetensors(buf) {
 }
 
 // ---------------------------------------------------------------------------
+// .rwkv (our own format, docs/format.md), written from the spec, independently of the
+// C++ writer (src/format.cpp): the reader is tested against both.
+// ---------------------------------------------------------------------------
+
+/** The large matrices a quantized file holds as Q8_0 / Q4_0 (as LoadOptions converts). */
+const QUANTIZED = /^(emb|head)\.weight$|\.att\.(receptance|key|value|output)\.weight$|\.ffn\.(key|value)\.weight$/;
+
+/**
+ * One (rows, cols) matrix as a Q8_0 or Q4_0 blob (src/quant.h): every row's q bytes, then
+ * the float32 scales, one per block of 32 values. Values need not match the C++
+ * quantizer's rounding: the layout is what matters here.
+ */
+export function quantizeBlob(data, [rows, cols], type) {
+  if (cols % 32) throw new Error(`quantizeBlob: ${cols} columns is not a multiple of 32`);
+  const blocks = rows * cols / 32;
+  const qBytes = type === 'Q8_0' ? rows * cols : rows * cols / 2;
+  const out = Buffer.alloc(qBytes + 4 * blocks);
+  for (let b = 0; b < blocks; b++) {
+    const x = data.subarray(32 * b, 32 * b + 32);
+    let m = 0;
+    for (const v of x) if (Math.abs(v) > Math.abs(m)) m = v;
+    const scale = type === 'Q8_0' ? Math.abs(m) / 127 : m / -8;
+    const q = Array.from(x, (v) => (scale ? Math.round(v / scale) : 0));
+    if (type === 'Q8_0') q.forEach((v, i) => out.writeInt8(Math.max(-127, Math.min(127, v)), 32 * b + i));
+    else for (let j = 0; j < 16; j++) out[16 * b + j] = (Math.max(-8, Math.min(7, q[j])) + 8) | ((Math.max(-8, Math.min(7, q[j + 16])) + 8) << 4);
+    out.writeFloatLE(scale, qBytes + 4 * b);
+  }
+  return out;
+}
+
+/**
+ * Writes a .rwkv file. tensors: [{name, shape, data: Float32Array}] in file order;
+ * opts.dtype 'f32'|'bf16'|'f16' for every tensor, opts.quant 'Q8_0'|'Q4_0' for the large
+ * matrices, opts.vocab the vocabulary text to embed, opts.metadata strings.
+ */
+export function writeRwkv(tensors, { dtype = 'bf16', quant, vocab, metadata = {} } = {}) {
+  const align = (n) => Math.ceil(n / 64) * 64;
+  const blobs = tensors.map((t) => (quant && QUANTIZED.test(t.name)
+    ? { dtype: quant, bytes: quantizeBlob(t.data, t.shape, quant) }
+    : { dtype: DTYPES[dtype].st, bytes: Buffer.from(encodeTensor(t.data, dtype)) }));
+  const shape = (name) => tensors.find((t) => t.name === name)?.shape ?? [0, 0];
+  const layers = new Set(tensors.map((t) => /^blocks\.(\d+)\./.exec(t.name)?.[1]).filter((x) => x !== undefined)).size;
+  const config = {
+    n_layer: layers, n_embd: shape('emb.weight')[1], n_head: shape('blocks.0.att.r_k')[0], head_size: shape('blocks.0.att.r_k')[1],
+    ffn_size: shape('blocks.0.ffn.key.weight')[0], vocab_size: shape('emb.weight')[0], lora_w: shape('blocks.0.att.w1')[1],
+    lora_a: shape('blocks.0.att.a1')[1], lora_v: layers > 1 ? shape('blocks.1.att.v1')[1] : 0, lora_g: shape('blocks.0.att.g1')[1],
+  };
+  const vocabBytes = vocab === undefined ? null : Buffer.from(vocab, 'utf8');
+  // The offsets are in the JSON that precedes them: grow the header room until it fits.
+  let start = 64, json, end;
+  for (;;) {
+    const table = {};
+    let at = start;
+    end = start;
+    tensors.forEach((t, i) => {
+      table[t.name] = { dtype: blobs[i].dtype, shape: t.shape, offset: at, bytes: blobs[i].bytes.length };
+      end = at + blobs[i].bytes.length;
+      at = align(end);
+    });
+    const header = { architecture: 'x070', config, tensors: table };
+    if (vocabBytes) {
+      header.vocabulary = { format: 'rwkv-vocab-txt', offset: at, bytes: vocabBytes.length };
+      end = at + vocabBytes.length;
+    }
+    header.metadata = metadata;
+    json = Buffer.from(JSON.stringify(header), 'utf8');
+    if (align(16 + json.length) <= start) break;
+    start = align(16 + json.length);
+  }
+  const out = Buffer.alloc(end);
+  Buffer.from([0x89, 0x52, 0x57, 0x4b, 0x56, 0x0d, 0x0a, 0x1a]).copy(out, 0);
+  out.writeUInt32LE(1, 8);
+  out.writeUInt32LE(json.length, 12);
+  json.copy(out, 16);
+  let at = start;
+  for (const { bytes } of blobs) {
+    bytes.copy(out, at);
+    at = align(at + bytes.length);
+  }
+  if (vocabBytes) vocabBytes.copy(out, at);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
 // Golden files (format of shared/reference/golden, SPEC §6)
 // ---------------------------------------------------------------------------
 
@@ -817,6 +902,12 @@ export function main(outDir = 'build/fixtures') {
 
   // A small vocabulary in the official format for the 300-token fixture model.
   write('fix-vocab-300.txt', fixtureVocab(FIXTURES.L3.V));
+
+  // .rwkv twins written by writeRwkv (not by the C++ writer): bf16 with the vocabulary
+  // embedded, and f16 (a type the C++ writer never writes). Same values as the .pth files.
+  write('fix-L3-C64-H2.rwkv', writeRwkv(L3.tensors, { dtype: 'bf16', vocab: fixtureVocab(FIXTURES.L3.V),
+    metadata: { source: 'fix-L3-C64-H2.pth', converter: 'scripts/make-fixtures.mjs' } }));
+  write('fix-L2-C64-H1.fp16.rwkv', writeRwkv(shuffled(L2.tensors, 0x5eed0b0f), { dtype: 'f16' }));
 
   written.push(...g3.files, ...g2.files);
   console.log(`make-fixtures: wrote ${written.length} files to ${outDir}`);
