@@ -2,13 +2,15 @@
 // rwkv-web command line: runs the wasm core under Node.
 //   node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
 import { parseArgs } from 'node:util';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { checked, loadCore, modelFromFile } from './core.mjs';
+import { checked, loadCore, modelFromFile, quantCode } from './core.mjs';
 import { load, defaultGenerateOptions } from './rwkv.mjs';
 
 const usage = `usage:
   node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
+      [--quant int8|q4|bf16|f32]
       writes the logits after every token as raw little-endian float32 rows (T x V),
       and optionally the final state (SPEC layout)
   node js/cli.mjs tokenize --vocab FILE --text TEXT
@@ -16,13 +18,27 @@ const usage = `usage:
   node js/cli.mjs generate --model FILE|URL [--vocab FILE|URL] --prompt TEXT [--max-tokens N]
       [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--presence-penalty X]
       [--frequency-penalty X] [--penalty-decay D] [--stop STR]... [--seed S] [--ban ID,ID...]
-      [--state-file FILE] [--no-cache]
+      [--state-file FILE] [--no-cache] [--quant int8|q4|bf16|f32]
       streams the generated text to stdout
   node js/cli.mjs chat --model FILE|URL --vocab FILE|URL [sampling options as for generate]
       interactive chat (User:/Assistant:), the model state kept between turns;
-      /reset starts over, /save FILE and /load FILE keep a conversation's state, /exit ends`;
+      /reset starts over, /save FILE and /load FILE keep a conversation's state, /exit ends
+  node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]
+      writes the model IN (.pth, .safetensors or .rwkv) as a .rwkv file (docs/format.md):
+      weights as --quant converts them (default: as they are), the vocabulary embedded`;
 
 class UsageError extends Error {}
+
+/** --quant: how to hold the weight matrices (see quantCode in core.mjs); '' keeps them. */
+function quantOption(values) {
+  const quant = values.quant ?? '';
+  try {
+    quantCode(quant);
+  } catch (err) {
+    throw new UsageError(`--quant: ${err.message}`);
+  }
+  return quant;
+}
 
 function parseTokens(text) {
   if (!text) throw new UsageError('--tokens is required (comma-separated ids)');
@@ -38,14 +54,14 @@ async function logits(argv) {
     args: argv,
     options: {
       model: { type: 'string' }, tokens: { type: 'string' }, out: { type: 'string' },
-      mode: { type: 'string', default: 'step' }, 'state-out': { type: 'string' },
+      mode: { type: 'string', default: 'step' }, 'state-out': { type: 'string' }, quant: { type: 'string' },
     },
   });
   if (!values.model || !values.out) throw new UsageError('--model and --out are required');
   if (values.mode !== 'step' && values.mode !== 'prefill') throw new UsageError(`--mode must be step or prefill, not '${values.mode}'`);
   const tokens = parseTokens(values.tokens);
   const core = await loadCore();
-  const model = await modelFromFile(core, values.model);
+  const model = await modelFromFile(core, values.model, undefined, quantOption(values));
   const state = model.newState();
   try {
     const V = model.config().vocabSize;
@@ -68,7 +84,7 @@ const samplingOptions = {
   temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'top-k': { type: 'string' }, 'min-p': { type: 'string' },
   'presence-penalty': { type: 'string' }, 'frequency-penalty': { type: 'string' }, 'penalty-decay': { type: 'string' },
   stop: { type: 'string', multiple: true }, seed: { type: 'string' }, 'no-cache': { type: 'boolean' },
-  'state-file': { type: 'string' }, ban: { type: 'string' },
+  'state-file': { type: 'string' }, ban: { type: 'string' }, quant: { type: 'string' },
 };
 
 function number(values, name, { integer = false } = {}) {
@@ -113,7 +129,7 @@ function progressBar() {
 
 async function openModel(values) {
   if (!values.model) throw new UsageError('--model is required');
-  return load(values.model, { vocab: values.vocab, cache: !values['no-cache'], onProgress: progressBar() });
+  return load(values.model, { vocab: values.vocab, cache: !values['no-cache'], onProgress: progressBar(), quant: quantOption(values) });
 }
 
 async function tokenize(argv) {
@@ -196,7 +212,56 @@ async function chat(argv) {
   await model.dispose();
 }
 
-const commands = { logits, tokenize, generate, chat };
+/** Bytes as MB with one decimal. */
+const mbText = (n) => `${(n / 2 ** 20).toFixed(1)} MB`;
+
+async function convert(argv) {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, options: { quant: { type: 'string' }, vocab: { type: 'string' } },
+  });
+  if (positionals.length !== 2) throw new UsageError('convert needs IN and OUT: node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]');
+  const [input, output] = positionals;
+  const quant = quantOption(values);
+  const started = performance.now();
+  const vocab = values.vocab ? await readFile(values.vocab) : new Uint8Array(0);
+  const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+  const metadata = { source: path.basename(input), converter: `rwkv-web ${version} convert${quant ? ` --quant ${quant}` : ''}` };
+  if (values.vocab) metadata.vocabulary = path.basename(values.vocab);
+  const inSize = (await stat(input)).size;
+  const core = await loadCore();
+  const model = await modelFromFile(core, input, progressBar(), quant);
+  const tmp = `${output}.tmp`;
+  try {
+    // The parts lie in the wasm heap (header, then the weights where the model holds them):
+    // streamed to the file without another copy.
+    const { size, parts, vocabBytes } = checked(model.fileParts(vocab, JSON.stringify(metadata)));
+    const fh = await open(tmp, 'w');
+    try {
+      for (let i = 0; i < parts.length; i += 2) {
+        const at = parts[i], n = parts[i + 1];
+        for (let done = 0; done < n;) {
+          const { bytesWritten } = await fh.write(core.HEAPU8.subarray(at + done, at + Math.min(n, done + (64 << 20))));
+          done += bytesWritten;
+        }
+      }
+      await fh.close();
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+    await rename(tmp, output);
+    const c = model.config();
+    console.log(`${input} (${mbText(inSize)}) -> ${output} (${mbText(size)}, ${c.dtype} weights` +
+      `${vocabBytes ? ', vocabulary embedded' : ''}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  } finally {
+    model.delete();
+  }
+}
+
+const commands = { logits, tokenize, generate, chat, convert };
 
 async function main() {
   const [cmd, ...rest] = process.argv.slice(2);

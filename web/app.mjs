@@ -117,7 +117,7 @@ function explain(err) {
   }
   if (err instanceof ModelFormatError) {
     return { title: 'This is not a usable RWKV-7 model file', message,
-      hint: 'The page reads official RWKV-7 (x070) checkpoints: .pth or .safetensors. A partial download or another architecture gives this error.' };
+      hint: 'The page reads RWKV-7 (x070) models: official .pth or .safetensors checkpoints, or .rwkv files (node js/cli.mjs convert). A partial download or another architecture gives this error.' };
   }
   if (err instanceof VocabError) {
     return { title: 'The vocabulary does not fit this model', message,
@@ -207,6 +207,11 @@ function useFile(file) {
   } else {
     setFileChip('model', file);
     prefs.lastModelFile = file.name;
+    // A .rwkv file usually carries its vocabulary: use it rather than download one.
+    if (/\.rwkv$/i.test(file.name) && !app.vocabFile) {
+      ui.vocabNone.checked = true;
+      syncVocabNone();
+    }
   }
   savePrefs();
   ui.loadError.hidden = true;
