@@ -1,11 +1,13 @@
 // FUZZ_MAX_LEN 4194304
-// FUZZ_DICTS safetensors pickle zip rwkv
-// FUZZ_SEEDS pth safetensors
+// FUZZ_DICTS safetensors pickle zip rwkv format
+// FUZZ_SEEDS pth safetensors rwkv
 //
-// rwkv::read_checkpoint (.pth zip + pickle, or .safetensors header + JSON) on arbitrary
-// bytes. For every tensor, the first and the last element its shape and strides can
-// address must lie inside the input, and both are read (ASan checks the bytes).
+// rwkv::read_checkpoint (.pth zip + pickle, .safetensors header + JSON, or our .rwkv
+// format) on arbitrary bytes. For every tensor, the first and the last element its shape
+// and strides can address must lie inside the input, and both are read (ASan checks the
+// bytes); a quantized one (Q8_0, Q4_0: .rwkv only) is a 2-D blob of quant_bytes().
 #include "harness.h"
+#include "quant.h"
 #include "tensor.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -19,6 +21,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         empty |= n == 0;
       }
       if (empty) continue;  // addresses nothing
+      if (rwkv::is_quantized(t.dtype)) {
+        FUZZ_CHECK(t.shape.size() == 2 && t.shape[1] % rwkv::kQuantBlock == 0 && t.contiguous());
+        const uint64_t n = rwkv::quant_bytes(t.dtype, uint64_t(t.shape[0]), uint64_t(t.shape[1]));
+        FUZZ_CHECK(fuzz_within(t.data, n, data, size));
+        fuzz_touch(t.data, 1);
+        fuzz_touch(t.data + n - 1, 1);
+        continue;
+      }
       // The furthest element: sum((shape[d] - 1) * stride[d]), computed without overflow.
       int64_t last = 0;
       for (size_t d = 0; d < t.shape.size(); ++d) {

@@ -1,6 +1,6 @@
 // FUZZ_MAX_LEN 1048576
-// FUZZ_DICTS rwkv safetensors pickle zip
-// FUZZ_SEEDS pth safetensors
+// FUZZ_DICTS rwkv safetensors pickle zip format
+// FUZZ_SEEDS pth safetensors rwkv
 //
 // rwkv::Model::load end to end on arbitrary bytes; when a model loads (and is small
 // enough to run quickly), rwkv::Runner evaluates it on a fresh State: a prefill of two

@@ -7,7 +7,7 @@
 // `// FUZZ_<KEY> value...` lines at the top of the source:
 //   FUZZ_MAX_LEN n        largest input (libFuzzer -max_len); seed files above it are skipped
 //   FUZZ_DICTS a b ...    fuzz/dict/a.dict, b.dict ... merged into OUT_DIR/dict/<name>.dict
-//   FUZZ_SEEDS kind ...   seed kinds generated below: pth safetensors pkl zip vocab
+//   FUZZ_SEEDS kind ...   seed kinds generated below: pth safetensors rwkv pkl zip vocab
 // and writes
 //   OUT_DIR/corpus/<name>/seed-*   the seeds (rewritten on every call; libFuzzer adds its
 //                                  own finds to the same folder under SHA-1 names)
@@ -214,6 +214,16 @@ async function tinyModels() {
     { name: 'tiny-L2-C4-H1.fp16', seed: 0xf0220002, dtype: 'f16', L: 2, C: 4, N: 4, F: 4, V: 3, Dw: 1, Da: 2, Dv: 3, Dg: 1, block0V: true },
     { name: 'tiny-L2-C8-H2.f32', seed: 0xf0220003, dtype: 'f32', L: 2, C: 8, N: 4, F: 16, V: 7, Dw: 2, Da: 2, Dv: 2, Dg: 2, block0V: false },
   ];
+  // .rwkv files (our own format) of the models above, and of one wide enough (C = 32) for
+  // the quantized types, with and without an embedded vocabulary.
+  const rwkvSeeds = (cfg, tensors) => {
+    if (typeof fx.writeRwkv !== 'function') return;
+    out[`${cfg.name}.rwkv`] = fx.writeRwkv(tensors, { dtype: cfg.dtype });
+    if (cfg.C % 32 === 0)
+      for (const quant of ['Q8_0', 'Q4_0'])
+        out[`${cfg.name}.${quant}.rwkv`] = fx.writeRwkv(tensors, { dtype: 'f32', quant, vocab: fx.fixtureVocab(cfg.V), metadata: { source: 'tiny' } });
+  };
+  configs.push({ name: 'tiny-L2-C32-H2.bf16', seed: 0xf0220004, dtype: 'bf16', L: 2, C: 32, N: 16, F: 32, V: 260, Dw: 2, Da: 2, Dv: 2, Dg: 2, block0V: false });
   for (const cfg of configs) {
     try {
       const { tensors } = fx.buildFixtureModel(cfg);
@@ -225,8 +235,32 @@ async function tinyModels() {
         out[`${cfg.name}.pth`] = fx.writePth(tensors, { dtype: cfg.dtype, dir: 'archive', container: 'OrderedDict', style: 'torch' });
       }
       out[`${cfg.name}.safetensors`] = fx.writeSafetensors(tensors, cfg.dtype, { format: 'pt' });
+      rwkvSeeds(cfg, tensors);
     } catch (err) {
       console.error(`prepare: tiny model ${cfg.name} skipped: ${err.message}`);
+    }
+  }
+  // The C32 model converted by the C++ writer, as `node js/cli.mjs convert` writes it
+  // (kept, int8 with a vocabulary, q4), when the wasm core is built.
+  const src = out['tiny-L2-C32-H2.bf16.pth'];
+  if (src) {
+    try {
+      const { loadCore, modelFromChunks, checked } = await import(pathToFileURL(path.join(root, 'js', 'core.mjs')).href);
+      const core = await loadCore();
+      for (const quant of ['', 'int8', 'q4']) {
+        const model = await modelFromChunks(core, [src], src.length, undefined, quant);
+        try {
+          const vocab = quant === 'int8' ? fx.fixtureVocab(260) : '';
+          const { parts } = checked(model.fileParts(vocab, JSON.stringify({ source: 'tiny-L2-C32-H2.bf16.pth' })));
+          const bufs = [];
+          for (let i = 0; i < parts.length; i += 2) bufs.push(Buffer.from(core.HEAPU8.subarray(parts[i], parts[i] + parts[i + 1])));
+          out[`tiny-L2-C32-H2.converted${quant ? `.${quant}` : ''}.rwkv`] = Buffer.concat(bufs);
+        } finally {
+          model.delete();
+        }
+      }
+    } catch (err) {
+      console.error(`prepare: no seeds converted by the core (${err.message})`);
     }
   }
   return out;
@@ -262,6 +296,9 @@ async function seedsOf(kind, maxLen, tiny) {
       return [...fromFiles(realFiles('.safetensors'), 'file'),
         ...fromMap(Object.fromEntries(Object.entries(tiny).filter(([n]) => n.endsWith('.safetensors'))), 'tiny'),
         ...fromMap(handSafetensors(), 'hand')];
+    case 'rwkv':
+      return [...fromFiles(realFiles('.rwkv'), 'file'),
+        ...fromMap(Object.fromEntries(Object.entries(tiny).filter(([n]) => n.endsWith('.rwkv'))), 'tiny')];
     case 'pkl': {
       // data.pkl of every .pth, whatever its size (the pickle is small).
       const out = [];
@@ -289,7 +326,7 @@ async function seedsOf(kind, maxLen, tiny) {
       return [...fromFiles(listFiles(fixtureDir, '.txt'), 'file'), ...fromFiles(listFiles(path.join(referenceDir, 'vocab'), '.txt'), 'file'),
         ...fromMap({ 'small.txt': utf8("1 '\\x00' 1\n2 b'\\xff' 1\n3 'ab' 2\n4 \"it's\" 4\n5 '\\u4e2d' 3\n6 b'\\xe4\\xb8' 2\n") }, 'hand')];
     default:
-      throw new Error(`unknown seed kind '${kind}' (known: pth safetensors pkl zip vocab)`);
+      throw new Error(`unknown seed kind '${kind}' (known: pth safetensors rwkv pkl zip vocab)`);
   }
 }
 

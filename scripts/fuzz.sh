@@ -70,7 +70,12 @@ fi
 t0=$SECONDS
 launcher=()
 command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-[ -f "$out/CMakeCache.txt" ] || cmake -S fuzz -B "$out" -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" >/dev/null
+# Configured on every call, so that a new fuzz/fuzz_<name>.cpp becomes a target.
+if [ -f "$out/CMakeCache.txt" ]; then
+  cmake -S fuzz -B "$out" >/dev/null
+else
+  cmake -S fuzz -B "$out" -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" >/dev/null
+fi
 targets=()
 for h in "${harnesses[@]}"; do targets+=("fuzz_$h"); done
 cmake --build "$out" -j "$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 || {
