@@ -36,7 +36,7 @@ const skip = !existsSync(chromiumPath) ? `no Chromium at ${chromiumPath} (bash s
 function ensureBuilt() {
   assert.ok(existsSync(path.join(repo, 'build/wasm/rwkv.web.mjs')) && existsSync(path.join(repo, 'build/wasm/rwkv.web.wasm')),
     'the wasm core is not built: bash scripts/build.sh wasm');
-  if (!existsSync(path.join(fixtures, 'fix-L3-C64-H2.pth')) || !existsSync(path.join(fixtures, 'fix-vocab-300.txt'))) {
+  if (!['fix-L3-C64-H2.pth', 'fix-vocab-300.txt', 'fix-L3-C64-H2.rwkv'].every((f) => existsSync(path.join(fixtures, f)))) {
     const r = spawnSync(process.execPath, ['scripts/make-fixtures.mjs', fixtures], { cwd: repo, stdio: 'inherit' });
     assert.equal(r.status, 0, 'scripts/make-fixtures.mjs failed');
   }
@@ -377,6 +377,37 @@ test('byte-level trained model without isolation; errors are explained', { skip:
     await srv.close();
     huge.closeAllConnections();
     huge.close();
+  }
+});
+
+test('a dropped .rwkv file brings its own vocabulary', { skip, timeout: 120000 }, async () => {
+  ensureBuilt();
+  const srv = await startServer({ port: 0, models: [fixtures] });
+  const browser = await launch();
+  const { page } = browser;
+  const errors = collectErrors(page);
+  try {
+    await page.goto(`${srv.url}web/`);
+    assert.equal(await page.getAttribute('#model-file', 'accept'), '.pth,.safetensors,.rwkv,.bin');
+    await page.evaluate(async (url) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([await (await fetch(url)).blob()], 'fix-L3-C64-H2.rwkv'));
+      for (const type of ['dragenter', 'dragover', 'drop'])
+        document.body.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, `${srv.url}models/fix-L3-C64-H2.rwkv`);
+    await page.waitForFunction(() => !document.getElementById('model-file-chip').hidden);
+    // No vocabulary to fetch: the file's own is used.
+    assert.equal(await page.isChecked('#vocab-none'), true);
+    await page.click('#load-button');
+    await appIs(page, 'ready');
+    assert.equal(await page.isVisible('#load-error'), false);
+    assert.match(await page.textContent('#load-progress-text'), /fix-L3-C64-H2\.rwkv · 3 layers · 64 wide · 300 tokens/);
+    await send(page, 'Hi');
+    assert.equal(await page.locator('#transcript .msg').count(), 2);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await srv.close();
   }
 });
 
