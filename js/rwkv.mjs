@@ -36,7 +36,8 @@ function progressReporter(onProgress) {
  * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
  *   ArrayBuffer is handed over to the worker (detached here: no second copy).
  * @param options {vocab, onProgress, signal, cache, cacheDir, wasmBase, threads}
- *   threads: Node default min(CPUs, 4) with the pthread build; browsers run one thread.
+ *   threads: default min(CPUs, 4) with the pthread build, in Node and in cross-origin
+ *   isolated pages; other pages run one thread (model.runtime says what runs).
  */
 export async function load(source, options = {}) {
   const model = new Model(describeSource(source), options);
