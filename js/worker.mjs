@@ -21,7 +21,7 @@ async function instantiate(wasmBase, threads) {
   const base = new URL(wasmBase ?? '../build/wasm/', import.meta.url);
   const locateFile = (f) => new URL(f, base).href;
   const wanted = Math.max(1, Math.floor(threads ?? Math.min(navigator.hardwareConcurrency || 1, 4)));
-  if (wanted > 1 && globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function') {
+  if (wanted > 1 && globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && typeof Worker === 'function') {
     try {
       const threaded = await startThreaded(locateFile('rwkv-mt.web.mjs'), locateFile, wanted);
       coreThreads = wanted;
