@@ -25,7 +25,10 @@ export interface LoadOptions {
   cache?: boolean;
   /** Node: cache folder (default $RWKV_WEB_CACHE or ~/.cache/rwkv-web). */
   cacheDir?: string;
-  /** Node: threads for the matrix products (default min(CPUs, 4), pthread build); browsers use 1. */
+  /**
+   * Threads for the matrix products (default min(CPUs, 4), pthread build). Browsers run
+   * threads only in cross-origin isolated pages (COOP/COEP), else 1; see Model.runtime.
+   */
   threads?: number;
   /** Folder of the built rwkv.js / rwkv.web.mjs and .wasm (default ../build/wasm/ next to js/). */
   wasmBase?: string | URL;

@@ -38,7 +38,8 @@ function progressReporter(onProgress) {
  * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
  *   ArrayBuffer is handed over to the worker (detached here: no second copy).
  * @param options {vocab, onProgress, signal, cache, cacheDir, wasmBase, threads, quant}
- *   threads: Node default min(CPUs, 4) with the pthread build; browsers run one thread.
+ *   threads: default min(CPUs, 4) with the pthread build, in Node and in cross-origin
+ *   isolated pages; other pages run one thread (model.runtime says what runs).
  *   quant: convert the weight matrices on load: 'int8' (Q8_0, blocks of 32 with a scale
  *   each: about half the bytes of bf16 read per token), 'q4' (Q4_0), 'bf16' or 'f32'.
  *   The large matrices are rewritten in place, so loading needs no extra memory.

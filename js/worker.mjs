@@ -10,7 +10,8 @@ import { checked, quantCode } from './core.mjs';
 const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
 
 // Node: the pthread build when more than one thread is wanted (and built). Browsers: the
-// single-thread build (a threaded browser build is not made yet).
+// pthread build (rwkv-mt.web.mjs) with a pool of `threads` (default min(cores, 4)) when the
+// page is cross-origin isolated; else, or when it does not start, the single-thread build.
 async function instantiate(wasmBase, threads) {
   if (isNode) {
     const { loadCore, defaultThreads } = await import('./core.mjs');
@@ -18,8 +19,54 @@ async function instantiate(wasmBase, threads) {
     return loadCore({ wasmBase, threads: coreThreads });
   }
   const base = new URL(wasmBase ?? '../build/wasm/', import.meta.url);
-  const factory = (await import(new URL('rwkv.web.mjs', base).href)).default;
-  return factory({ locateFile: (f) => new URL(f, base).href });
+  const locateFile = (f) => new URL(f, base).href;
+  const wanted = Math.max(1, Math.floor(threads ?? Math.min(navigator.hardwareConcurrency || 1, 4)));
+  if (wanted > 1 && globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && typeof Worker === 'function') {
+    try {
+      const threaded = await startThreaded(locateFile('rwkv-mt.web.mjs'), locateFile, wanted);
+      coreThreads = wanted;
+      return threaded;
+    } catch (err) {
+      console.warn(`rwkv-web: the threaded core did not start (${err?.message ?? err}); running on one thread`);
+    }
+  }
+  coreThreads = 1;
+  const factory = (await import(locateFile('rwkv.web.mjs'))).default;
+  return factory({ locateFile });
+}
+
+// Starts the pthread build. Its pool's workers (classic workers that import the glue
+// again: mainScriptUrlOrBlob) are watched while it starts: one that fails to load would
+// leave the factory waiting forever, so it fails the start instead, and all are ended.
+async function startThreaded(url, locateFile, pthreadPoolSize) {
+  const factory = (await import(url)).default;
+  const NativeWorker = globalThis.Worker;
+  const pool = [];
+  let starting = true, fail;
+  const failed = new Promise((_, reject) => { fail = reject; });
+  globalThis.Worker = class extends NativeWorker {
+    constructor(...args) {
+      super(...args);
+      pool.push(this);
+      this.addEventListener('error', (e) => {
+        if (!starting) return;  // later errors are the runtime's to report
+        e.preventDefault();
+        e.stopImmediatePropagation();
+        fail(new Error(`a pthread worker failed to start: ${e.message || 'it did not load'}`));
+      });
+    }
+  };
+  try {
+    const ready = factory({ locateFile, mainScriptUrlOrBlob: url, pthreadPoolSize });
+    ready.catch?.(() => {});  // a failure after the race was lost is not reported twice
+    return await Promise.race([ready, failed]);
+  } catch (err) {
+    for (const w of pool) w.terminate();
+    throw err;
+  } finally {
+    starting = false;
+    globalThis.Worker = NativeWorker;
+  }
 }
 
 let core = null;

@@ -8,8 +8,9 @@
 //
 //   node scripts/serve.mjs [--port N] [--host H] [--no-isolation] [--models DIR]... [--build]
 //
-// --build first builds the wasm core when build/wasm/rwkv.web.mjs is missing or older than
-// src/ (scripts/setup.sh, then scripts/build.sh wasm): what `npm start` runs.
+// --build first builds the wasm core when build/wasm/rwkv.web.mjs (or its pthread twin
+// rwkv-mt.web.mjs, which isolated pages use) is missing or older than src/
+// (scripts/setup.sh, then scripts/build.sh wasm): what `npm start` runs.
 // As a module: `const srv = await startServer({port: 0, models: [dir]}); srv.url; await srv.close();`
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
@@ -57,7 +58,8 @@ function appShellFiles(root) {
   return [
     ...list('web', (f) => /\.(html|css|mjs|js|svg|png|webmanifest)$/.test(f)),
     ...list('js', (f) => f.endsWith('.mjs') && f !== 'cli.mjs'),  // the CLI is Node-only
-    // The browser builds of the core: rwkv.web.mjs + rwkv.web.wasm (and any web variant, e.g. with threads).
+    // The browser builds of the core: rwkv.web.mjs + rwkv.web.wasm, and the pthread one for
+    // isolated pages: rwkv-mt.web.mjs + rwkv-mt.web.worker.js + rwkv-mt.web.wasm.
     ...list('build/wasm', (f) => /\bweb\b/.test(f) && /\.(mjs|js|wasm)$/.test(f)),
   ];
 }
@@ -247,10 +249,11 @@ function newestMtime(p) {
 }
 
 function buildIfNeeded() {
-  const out = path.join(repoRoot, 'build/wasm/rwkv.web.mjs');
+  const outs = ['rwkv.web.mjs', 'rwkv.web.wasm', 'rwkv-mt.web.mjs', 'rwkv-mt.web.worker.js', 'rwkv-mt.web.wasm']
+    .map((f) => path.join(repoRoot, 'build/wasm', f));
   const inputs = ['src', 'CMakeLists.txt'].map((p) => path.join(repoRoot, p)).filter(existsSync);
-  const fresh = existsSync(out) && existsSync(path.join(repoRoot, 'build/wasm/rwkv.web.wasm'))
-    && statSync(out).mtimeMs >= Math.max(...inputs.map(newestMtime));
+  const fresh = outs.every(existsSync)
+    && Math.min(...outs.filter((f) => f.endsWith('.mjs')).map((f) => statSync(f).mtimeMs)) >= Math.max(...inputs.map(newestMtime));
   if (fresh) return;
   console.log('building the wasm core (scripts/setup.sh, scripts/build.sh wasm)...');
   for (const args of [['scripts/setup.sh'], ['scripts/build.sh', 'wasm']]) {

@@ -172,13 +172,22 @@ const runtime = {
   cores: navigator.hardwareConcurrency || 1,
 };
 
-function showRuntime() {
+// Threads a model gets here: the library's default (min(cores, 4)) where the page is
+// cross-origin isolated, else one. Once a model is loaded, its own runtime is shown.
+const expectedThreads = () =>
+  runtime.isolated && typeof SharedArrayBuffer === 'function' ? Math.max(1, Math.min(runtime.cores, 4)) : 1;
+
+/** The runtime chip: what the loaded model runs on (model.runtime), or what a model would. */
+function showRuntime(model = app.model) {
+  const loaded = model?.runtime;
+  const threads = loaded?.threads ?? expectedThreads();
+  const simd = loaded ? /simd/i.test(loaded.simd) : runtime.simd;
   const iso = runtime.isolated ? 'cross-origin isolated' : 'not isolated';
-  ui.runtimeInfo.textContent = `${runtime.simd ? 'WASM SIMD' : 'WASM (no SIMD)'} · 1 thread · ${iso}`;
+  ui.runtimeInfo.textContent = `${simd ? 'WASM SIMD' : 'WASM (no SIMD)'} · ${threads} thread${threads === 1 ? '' : 's'} · ${iso}`;
   ui.runtimeInfo.parentElement.title = [
-    runtime.simd ? 'WebAssembly with 128-bit SIMD.' : 'This browser lacks WebAssembly SIMD, which the runtime needs.',
-    'The library runs the model on one thread for now.',
-    runtime.isolated ? `Cross-origin isolated: threads would be possible (${runtime.cores} cores).`
+    simd ? 'WebAssembly with 128-bit SIMD.' : 'This browser lacks WebAssembly SIMD, which the runtime needs.',
+    `${loaded ? 'The model runs' : 'A model will run'} on ${threads} thread${threads === 1 ? '' : 's'}.`,
+    runtime.isolated ? `Cross-origin isolated: threads are possible (${runtime.cores} cores; up to 4 are used).`
       : 'Not cross-origin isolated (no COOP/COEP headers): threads are not possible here.',
   ].join(' ');
 }
@@ -286,6 +295,7 @@ async function disposeModel() {
   app.modelKey = null;
   app.chatSession = null;
   app.completionSession = null;
+  if (m) showRuntime(null);
   await m?.dispose().catch(() => {});
 }
 
@@ -335,6 +345,7 @@ async function loadModel() {
       },
     });
     app.model = model;
+    showRuntime(model);
     app.chatSession = await model.createSession();
     const c = model.config;
     app.modelKey = `${model.name}|${c.nLayer}x${c.nEmbd}x${c.nHead}|V${c.vocabSize}|${c.dtype}`;

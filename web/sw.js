@@ -1,5 +1,6 @@
 // Service worker of the demo page: the page, the library (js/*.mjs) and the wasm core
-// (build/wasm/rwkv.web.*) are served from a cache named after their content hash, so the
+// (build/wasm/rwkv.web.*, and rwkv-mt.web.* with its pthread worker script, which
+// cross-origin isolated pages run) are served from a cache named after their content hash, so the
 // page works offline and never mixes a new page with an old wasm or the reverse.
 //
 // Registered as `sw.js?v=VERSION` with the repository root as scope (scripts/serve.mjs

@@ -33,8 +33,11 @@ try {
 const skip = !existsSync(chromiumPath) ? `no Chromium at ${chromiumPath} (bash scripts/setup.sh --browser)`
   : !chromium ? 'playwright-core is not installed (npm install)' : false;
 
+// The browser builds of the core: single-thread, and pthreads for cross-origin isolated pages.
+const BROWSER_BUILD = ['rwkv.web.mjs', 'rwkv.web.wasm', 'rwkv-mt.web.mjs', 'rwkv-mt.web.worker.js', 'rwkv-mt.web.wasm'];
+
 function ensureBuilt() {
-  assert.ok(existsSync(path.join(repo, 'build/wasm/rwkv.web.mjs')) && existsSync(path.join(repo, 'build/wasm/rwkv.web.wasm')),
+  assert.ok(BROWSER_BUILD.every((f) => existsSync(path.join(repo, 'build/wasm', f))),
     'the wasm core is not built: bash scripts/build.sh wasm');
   if (!['fix-L3-C64-H2.pth', 'fix-vocab-300.txt', 'fix-L3-C64-H2.rwkv'].every((f) => existsSync(path.join(fixtures, f)))) {
     const r = spawnSync(process.execPath, ['scripts/make-fixtures.mjs', fixtures], { cwd: repo, stdio: 'inherit' });
@@ -117,6 +120,8 @@ async function send(page, text, { wait = true } = {}) {
   return before + 2;
 }
 
+const threadsText = (n) => `${n} thread${n === 1 ? '' : 's'}`;
+
 const promptTokensShown = async (page) => Number(/prompt (\d+) token/.exec(await page.textContent('#stats'))?.[1]);
 
 /** The saved chat (transcript, state bytes) and the preferences, read from the page's storage. */
@@ -154,7 +159,8 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
     assert.match(page.url(), /\/web\/$/, '/ redirects to /web/');
     assert.equal(await page.evaluate(() => crossOriginIsolated), true);
     await page.waitForFunction(() => /cross-origin isolated/.test(document.getElementById('runtime-info').textContent));
-    assert.match(await page.textContent('#runtime-info'), /WASM SIMD · 1 thread · cross-origin isolated/);
+    const threads = threadsText(Math.min(4, await page.evaluate(() => navigator.hardwareConcurrency)));
+    assert.match(await page.textContent('#runtime-info'), new RegExp(`WASM SIMD · ${threads} · cross-origin isolated`));
     await shot(page, 'desktop-welcome.png');
 
     // Load through the URL fields: the progress bar ends full.
@@ -163,6 +169,7 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
     assert.match(await page.textContent('#load-progress-text'), /Ready in .*fix-L3-C64-H2\.pth · 3 layers · 64 wide · 300 tokens/);
     assert.match(await page.textContent('#model-status'), /fix-L3-C64-H2\.pth/);
     await page.waitForFunction(() => /\d/.test(document.getElementById('memory-info').textContent));
+    assert.match(await page.textContent('#runtime-info'), new RegExp(`WASM SIMD · ${threads} · cross-origin isolated`), 'the loaded model runs that many');
 
     // Shift+Enter is a new line, not a send.
     await page.click('#composer-input');
@@ -280,6 +287,7 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
     assert.equal(await page.evaluate(() => navigator.onLine), false);
     await appIs(page, 'ready');
     assert.equal(await page.locator('#transcript .msg').count(), 8);
+    assert.match(await page.textContent('#runtime-info'), new RegExp(`WASM SIMD · ${threads} · cross-origin isolated`), 'the pthread build works offline too');
     await send(page, 'Are we offline?');
     assert.equal(await page.locator('#transcript .msg').count(), 10);
     assert.match(await page.textContent('#transcript .msg.assistant:last-child .meta'), /\d+ tokens/);
@@ -289,6 +297,117 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
   } finally {
     await browser.close();
     if (serverUp) await srv.close();
+  }
+});
+
+// A prompt of well over 16 tokens: its prefill is large enough to be split over the threads.
+const THREADS_PROMPT = 'Once upon a time, in a small town by the sea, there lived an old clockmaker who';
+
+/** Loads the fixture in the page, completes THREADS_PROMPT greedily and seeded, and prefills it through the library. */
+async function completionRun(page, srv) {
+  await page.goto(`${srv.url}web/`);
+  await page.waitForFunction(() => /isolated/.test(document.getElementById('runtime-info').textContent));
+  await loadByUrl(page, `${srv.url}models/fix-L3-C64-H2.pth`, `${srv.url}models/fix-vocab-300.txt`);
+  const shown = await page.textContent('#runtime-info');
+  await page.click('#tab-completion');
+  await page.fill('#maxTokens', '40');
+  await page.fill('#completion-input', THREADS_PROMPT);
+  const texts = [];
+  for (const [temperature, seed] of [['0', ''], ['1', '42']]) {
+    await page.fill('#temperature', temperature);
+    await page.fill('#seed', seed);
+    await page.evaluate(() => { document.getElementById('stats').textContent = ''; });
+    await page.click('#complete-button');
+    await page.waitForFunction(() => document.documentElement.dataset.app === 'ready' && /^40 tokens/.test(document.getElementById('stats').textContent));
+    texts.push(await page.textContent('#completion-output .gen-part'));
+  }
+  // The library itself in the page: its runtime and the logits after the prompt.
+  const lib = await page.evaluate(async ({ base, prompt }) => {
+    const { load } = await import('/js/rwkv.mjs');
+    const model = await load(`${base}models/fix-L3-C64-H2.pth`, { vocab: `${base}models/fix-vocab-300.txt` });
+    try {
+      const session = await model.createSession();
+      const ids = await model.tokenize(prompt);
+      return { runtime: model.runtime, tokens: ids.length, logits: Array.from(await session.prefill(ids)) };
+    } finally {
+      await model.dispose();
+    }
+  }, { base: srv.url, prompt: THREADS_PROMPT });
+  return { shown, texts, lib };
+}
+
+test('threads: an isolated page runs the pthread build, a page without isolation (or whose pthread build fails) one thread; the same text and logits', { skip, timeout: 180000 }, async () => {
+  ensureBuilt();
+  const isolatedSrv = await startServer({ port: 0, models: [fixtures] });
+  const plainSrv = await startServer({ port: 0, models: [fixtures], isolation: false });
+  const brokenRoot = await mkdtemp(path.join(tmpdir(), 'rwkv-web-root-'));
+  let brokenSrv = null;
+  const browser = await launch();
+  try {
+    const threaded = browser.page;
+    const plain = await browser.ctx.newPage();
+    plain.setDefaultTimeout(30000);
+    const errors = [threaded, plain].map((p) => collectErrors(p));
+    const cores = await threaded.evaluate(() => navigator.hardwareConcurrency);
+    assert.ok(cores > 1, `this test needs navigator.hardwareConcurrency > 1 (got ${cores})`);
+    const threads = Math.min(cores, 4);
+
+    const a = await completionRun(threaded, isolatedSrv);
+    assert.equal(await threaded.evaluate(() => crossOriginIsolated), true);
+    assert.equal(a.shown, `WASM SIMD · ${threadsText(threads)} · cross-origin isolated`);
+    assert.deepEqual(a.lib.runtime, { threads, simd: 'wasm-simd128' });
+    assert.ok(a.lib.tokens >= 16, `the prompt is split over the threads (${a.lib.tokens} tokens)`);
+
+    const b = await completionRun(plain, plainSrv);
+    assert.equal(await plain.evaluate(() => crossOriginIsolated), false);
+    assert.equal(b.shown, 'WASM SIMD · 1 thread · not isolated');
+    assert.deepEqual(b.lib.runtime, { threads: 1, simd: 'wasm-simd128' });
+
+    // The kernels give the same bits for any thread count: the same text, the same logits.
+    assert.ok(a.texts.every((t) => t.length > 0));
+    assert.deepEqual(a.texts, b.texts);
+    assert.notEqual(a.texts[0], a.texts[1], 'greedy and seeded runs differ');
+    assert.deepEqual(a.lib.logits, b.lib.logits);
+    const { load } = await import('../../js/rwkv.mjs');
+    const model = await load(path.join(fixtures, 'fix-L3-C64-H2.pth'), { vocab: path.join(fixtures, 'fix-vocab-300.txt'), threads: 1 });
+    try {
+      const session = await model.createSession();
+      assert.deepEqual(Array.from(await session.prefill(await model.tokenize(THREADS_PROMPT))), a.lib.logits, 'as in Node');
+    } finally {
+      await model.dispose();
+    }
+
+    // An isolated page whose pthread build cannot start (its worker script is missing)
+    // falls back to one thread, with a warning and no error.
+    await mkdir(path.join(brokenRoot, 'build/wasm'), { recursive: true });
+    for (const dir of ['web', 'js']) await cp(path.join(repo, dir), path.join(brokenRoot, dir), { recursive: true });
+    for (const f of BROWSER_BUILD.filter((f) => f !== 'rwkv-mt.web.worker.js')) await cp(path.join(repo, 'build/wasm', f), path.join(brokenRoot, 'build/wasm', f));
+    brokenSrv = await startServer({ root: brokenRoot, port: 0, models: [fixtures] });
+    const broken = await browser.ctx.newPage();
+    errors.push(collectErrors(broken));
+    const warnings = [];
+    broken.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
+    await broken.goto(`${brokenSrv.url}web/`);
+    const c = await broken.evaluate(async ({ base, prompt }) => {
+      const { load } = await import('/js/rwkv.mjs');
+      const model = await load(`${base}models/fix-L3-C64-H2.pth`, { vocab: `${base}models/fix-vocab-300.txt` });
+      try {
+        const session = await model.createSession();
+        return { runtime: model.runtime, logits: Array.from(await session.prefill(await model.tokenize(prompt))) };
+      } finally {
+        await model.dispose();
+      }
+    }, { base: brokenSrv.url, prompt: THREADS_PROMPT });
+    assert.deepEqual(c.runtime, { threads: 1, simd: 'wasm-simd128' });
+    assert.deepEqual(c.logits, a.lib.logits);
+    assert.ok(warnings.some((w) => /threaded core did not start/.test(w)), warnings.join('\n'));
+    assert.deepEqual(errors.flat(), []);
+  } finally {
+    await browser.close();
+    await isolatedSrv.close();
+    await plainSrv.close();
+    await brokenSrv?.close();
+    await rm(brokenRoot, { recursive: true, force: true });
   }
 });
 
@@ -417,7 +536,7 @@ test('an update of the files is picked up: the service worker never serves a sta
   const root = await mkdtemp(path.join(tmpdir(), 'rwkv-web-root-'));
   for (const dir of ['web', 'js']) await cp(path.join(repo, dir), path.join(root, dir), { recursive: true });
   await mkdir(path.join(root, 'build/wasm'), { recursive: true });
-  for (const f of ['rwkv.web.mjs', 'rwkv.web.wasm']) await cp(path.join(repo, 'build/wasm', f), path.join(root, 'build/wasm', f));
+  for (const f of BROWSER_BUILD) await cp(path.join(repo, 'build/wasm', f), path.join(root, 'build/wasm', f));
   const srv = await startServer({ root, port: 0, models: [fixtures] });
   const browser = await launch();
   const { page } = browser;

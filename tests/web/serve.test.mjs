@@ -34,6 +34,11 @@ async function fakeRepo() {
   await writeFile(path.join(dir, 'repo/js/cli.mjs'), '// not for the page');
   await writeFile(path.join(dir, 'repo/build/wasm/rwkv.web.mjs'), 'export default 1;');
   await writeFile(path.join(dir, 'repo/build/wasm/rwkv.web.wasm'), Buffer.from([0, 97, 115, 109, 1, 0, 0, 0]));
+  // The pthread build for isolated pages, and the Node builds (not for the page).
+  await writeFile(path.join(dir, 'repo/build/wasm/rwkv-mt.web.mjs'), 'export default 1;');
+  await writeFile(path.join(dir, 'repo/build/wasm/rwkv-mt.web.worker.js'), '// pthread worker');
+  await writeFile(path.join(dir, 'repo/build/wasm/rwkv-mt.web.wasm'), Buffer.from([0, 97, 115, 109, 1, 0, 0, 0]));
+  for (const f of ['rwkv.js', 'rwkv-mt.js', 'rwkv-mt.worker.js']) await writeFile(path.join(dir, 'repo/build/wasm', f), '// node');
   await writeFile(path.join(dir, 'repo/.git/config'), 'secret');
   await writeFile(path.join(dir, 'secret.txt'), 'outside the repository');
   await writeFile(path.join(dir, 'models/m.pth'), Buffer.alloc(1000, 7));
@@ -59,6 +64,14 @@ test('serve.mjs: types, headers, redirect, ranges', async () => {
     assert.equal(wasm.headers['content-type'], 'application/wasm');
     assert.equal(wasm.body.length, 8);
     assert.equal((await get(srv.port, '/web/sw.js')).headers['service-worker-allowed'], '/');
+    // The pthread build: its pool's workers load under require-corp (same-origin CORP).
+    for (const [f, type] of [['rwkv-mt.web.mjs', /^text\/javascript/], ['rwkv-mt.web.worker.js', /^text\/javascript/], ['rwkv-mt.web.wasm', /^application\/wasm$/]]) {
+      const r = await get(srv.port, `/build/wasm/${f}`);
+      assert.equal(r.status, 200, f);
+      assert.match(r.headers['content-type'], type, f);
+      assert.equal(r.headers['cross-origin-embedder-policy'], 'require-corp', f);
+      assert.equal(r.headers['cross-origin-resource-policy'], 'same-origin', f);
+    }
     const model = await get(srv.port, '/models/m.pth');
     assert.equal(model.status, 200);
     assert.equal(model.headers['content-length'], '1000');
@@ -104,6 +117,9 @@ test('serve.mjs: --no-isolation drops COOP/COEP; version.json follows the files'
     assert.equal(v1.isolated, false);
     assert.ok(v1.files.includes('build/wasm/rwkv.web.wasm') && v1.files.includes('js/rwkv.mjs') && v1.files.includes('web/index.html'));
     assert.ok(!v1.files.includes('js/cli.mjs'));
+    assert.deepEqual(v1.files.filter((f) => f.startsWith('build/')),
+      ['rwkv-mt.web.mjs', 'rwkv-mt.web.wasm', 'rwkv-mt.web.worker.js', 'rwkv.web.mjs', 'rwkv.web.wasm'].map((f) => `build/wasm/${f}`),
+      'both browser builds are cached for offline use; the Node ones are not');
     assert.equal(JSON.parse((await get(srv.port, '/web/version.json')).body).version, v1.version);
     // A rebuilt wasm is a new version.
     await writeFile(path.join(repo, 'build/wasm/rwkv.web.wasm'), Buffer.from([0, 97, 115, 109, 1, 0, 0, 0, 0]));
