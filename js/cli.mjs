@@ -25,7 +25,11 @@ const usage = `usage:
       /reset starts over, /save FILE and /load FILE keep a conversation's state, /exit ends
   node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]
       writes the model IN (.pth, .safetensors or .rwkv) as a .rwkv file (docs/format.md):
-      weights as --quant converts them (default: as they are), the vocabulary embedded`;
+      weights as --quant converts them (default: as they are), the vocabulary embedded
+  node js/cli.mjs bench [--model FILE] [--threads 1,2] [--precisions keep,int8,q4] [--json] [--skip-build]
+      decode and prefill tokens/s, natively and as wasm, bytes read per token against the
+      measured memory bandwidth, peak memory (docs/bench.md); the model defaults to a random
+      one of the published 0.1B shape, made when absent`;
 
 class UsageError extends Error {}
 
@@ -261,7 +265,31 @@ async function convert(argv) {
   }
 }
 
-const commands = { logits, tokenize, generate, chat, convert };
+async function bench(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' }, threads: { type: 'string', default: '1,2' }, precisions: { type: 'string', default: 'keep,int8,q4' },
+      json: { type: 'boolean' }, 'skip-build': { type: 'boolean' }, 'decode-runs': { type: 'string' }, 'prefill-runs': { type: 'string' },
+    },
+  });
+  const { buildBench, defaultBenchModel, formatReport, runBench } = await import('./bench.mjs');
+  const threads = values.threads.split(',').map(Number);
+  if (!threads.every((n) => Number.isInteger(n) && n >= 1)) throw new UsageError(`--threads: '${values.threads}' is not a list of thread counts`);
+  const model = values.model ?? defaultBenchModel;
+  if (!values.model) {
+    const { makeBenchModel } = await import('../scripts/make-bench-model.mjs');
+    makeBenchModel(model);
+  }
+  if (!values['skip-build']) buildBench();
+  const results = runBench({
+    model, threads, precisions: values.precisions.split(','),
+    decodeRuns: number(values, 'decode-runs', { integer: true }), prefillRuns: number(values, 'prefill-runs', { integer: true }),
+  });
+  console.log(values.json ? JSON.stringify(results, null, 2) : formatReport(results));
+}
+
+const commands = { logits, tokenize, generate, chat, convert, bench };
 
 async function main() {
   const [cmd, ...rest] = process.argv.slice(2);
