@@ -38,7 +38,7 @@ const ui = Object.fromEntries([
   'drawer-toggle', 'drawer-close', 'sidebar', 'scrim', 'model-status', 'model-dot', 'runtime-info', 'memory-info', 'speed-info',
   'chip-speed', 'update-banner', 'update-reload', 'load-form', 'model-url', 'model-url-row', 'model-browse', 'model-file',
   'model-file-chip', 'model-file-name', 'model-file-clear', 'model-default', 'vocab-url', 'vocab-url-row', 'vocab-browse',
-  'vocab-file', 'vocab-file-chip', 'vocab-file-name', 'vocab-file-clear', 'vocab-none', 'load-button', 'load-cancel',
+  'vocab-file', 'vocab-file-chip', 'vocab-file-name', 'vocab-file-clear', 'vocab-none', 'quant', 'load-button', 'load-cancel',
   'load-progress-box', 'load-progress', 'load-progress-fill', 'load-progress-text', 'load-error', 'model-offline',
   'chat-list', 'chat-list-empty', 'new-chat-side', 'sampling-mode', 'sampling-defaults', 'sampling-form', 'stop',
   'clear-downloads', 'tab-chat', 'tab-completion', 'panel-chat', 'panel-completion', 'new-chat', 'transcript-wrap',
@@ -317,6 +317,7 @@ async function loadModel() {
   if (typeof source === 'string') prefs.modelUrl = source;
   if (!app.vocabFile) prefs.vocabUrl = ui.vocabUrl.value.trim();
   prefs.vocabNone = ui.vocabNone.checked;
+  prefs.quant = ui.quant.value;
   prefs.modelKind = app.modelFile ? 'file' : 'url';
   savePrefs();
 
@@ -333,6 +334,7 @@ async function loadModel() {
   try {
     const model = await load(source, {
       vocab,
+      quant: ui.quant.value || undefined,
       signal: app.abort.signal,
       onProgress: ({ loaded, total, fraction, bytesPerSecond, secondsLeft, cached }) => {
         if (fraction >= 1) {
@@ -1172,6 +1174,7 @@ async function start() {
   ui.modelUrl.value = prefs.modelUrl;
   ui.vocabUrl.value = prefs.vocabUrl;
   ui.vocabNone.checked = !!prefs.vocabNone;
+  ui.quant.value = prefs.quant ?? '';
   syncVocabNone();
   if (prefs.completionPrompt !== undefined) ui.completionInput.value = prefs.completionPrompt;
   wire();

@@ -467,6 +467,16 @@ test('byte-level trained model without isolation; errors are explained', { skip:
     await page.waitForTimeout(100);
     await shot(page, 'desktop-tiny-model.png');
 
+    // The same model with its matrices converted to int8 while loading (the choice is kept).
+    await page.selectOption('#quant', 'int8');
+    await loadByUrl(page, `${srv.url}models/tiny-rwkv-7v0-834K.fp32.pth`, null);
+    assert.match(await page.textContent('#load-progress-text'), /of q8_0 weights/);
+    await page.click('#new-chat');
+    await send(page, 'Hello! Who are you?');
+    assert.ok((await page.textContent('#transcript .msg.assistant .bubble')).length > 0, 'a reply from the int8 model');
+    assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => /pref/i.test(k)))).quant), 'int8');
+    await page.selectOption('#quant', '');
+
     // Local files: a model dropped on the page, a vocabulary from the file picker.
     await page.evaluate(async (url) => {
       const bytes = await (await fetch(url)).blob();
