@@ -442,8 +442,9 @@ void quantize_x(const float* X, int T, int n, std::vector<int16_t>& xq, std::vec
       sx[t] = std::numeric_limits<float>::quiet_NaN();
       continue;
     }
-    const float inv = amax > 0 ? kXQuantMax / amax : 0.0f;
-    for (int i = 0; i < n; ++i) q[i] = int16_t(std::nearbyint(x[i] * inv));
+    // In double: 32767 / amax overflows float for subnormal amax (and |x * inv| <= 32767).
+    const double inv = amax > 0 ? double(kXQuantMax) / double(amax) : 0.0;
+    for (int i = 0; i < n; ++i) q[i] = int16_t(std::nearbyint(double(x[i]) * inv));
     sx[t] = amax / kXQuantMax;
   }
 }

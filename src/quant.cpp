@@ -11,19 +11,20 @@ void quantize_row(DType t, const float* x, int cols, uint8_t* q, float* scale) {
     if (t == DType::Q8_0) {
       float amax = 0;
       for (int i = 0; i < kQuantBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
-      const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+      // The levels in double: 1 / d overflows float when the block is subnormal.
+      const double id = amax > 0 ? 127.0 / double(amax) : 0.0;
       auto* qb = reinterpret_cast<int8_t*>(q) + b * kQuantBlock;
-      for (int i = 0; i < kQuantBlock; ++i) qb[i] = int8_t(std::clamp(std::nearbyint(xb[i] * id), -127.0f, 127.0f));
-      scale[b] = d;
+      for (int i = 0; i < kQuantBlock; ++i) qb[i] = int8_t(std::clamp(std::nearbyint(double(xb[i]) * id), -127.0, 127.0));
+      scale[b] = amax / 127.0f;
     } else {
       float m = 0;  // the value of largest magnitude, sign kept
       for (int i = 0; i < kQuantBlock; ++i)
         if (std::fabs(xb[i]) > std::fabs(m)) m = xb[i];
-      const float d = m / -8.0f, id = d != 0 ? 1.0f / d : 0.0f;
+      const double id = m != 0 ? -8.0 / double(m) : 0.0;
       uint8_t* qb = q + b * (kQuantBlock / 2);
-      auto level = [&](float v) { return uint8_t(std::clamp(std::nearbyint(v * id), -8.0f, 7.0f) + 8.0f); };
+      auto level = [&](float v) { return uint8_t(std::clamp(std::nearbyint(double(v) * id), -8.0, 7.0) + 8.0); };
       for (int j = 0; j < kQuantBlock / 2; ++j) qb[j] = uint8_t(level(xb[j]) | (level(xb[j + kQuantBlock / 2]) << 4));
-      scale[b] = d;
+      scale[b] = m / -8.0f;
     }
   }
 }

@@ -101,6 +101,33 @@ TEST_CASE("quantize_row: rounding to the nearest level, within half a step", "[k
   CHECK(p[2] == uint8_t(8 | (8 << 4)));
 }
 
+TEST_CASE("quantization of tiny (subnormal) and huge values stays finite", "[kernels][quant]") {
+  // 1 / scale overflows float for subnormal blocks: found by fuzz_model (UB in the cast).
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    INFO(dtype_name(t));
+    std::vector<float> w(64, 1e-42f);
+    w[1] = -3e-41f;
+    w[40] = 3e38f;
+    std::vector<uint8_t> blob(quant_bytes(t, 1, 64));
+    auto* sc = reinterpret_cast<float*>(blob.data() + quant_q_bytes(t, 1, 64));
+    quantize_row(t, w.data(), 64, blob.data(), sc);
+    const Matrix W{t, 1, 64, blob.data(), sc};
+    std::vector<float> back(64);
+    W.row(0, back.data());
+    for (float v : back) CHECK(std::isfinite(v));
+    CHECK(back[40] == Approx(3e38f).epsilon(0.07));
+    // A subnormal activation row (its scale underflows) times ordinary weights.
+    std::vector<float> u(64, 0.5f);
+    quantize_row(t, u.data(), 64, blob.data(), sc);
+    std::vector<float> x(64, 2e-41f);
+    x[5] = 1e-39f;
+    float y = 1;
+    kernels::matvec(W, x.data(), &y);
+    CHECK(std::isfinite(y));
+    CHECK(std::fabs(y) < 1e-37f);
+  }
+}
+
 TEST_CASE("quantized matvec and matmul match the scalar path", "[kernels][quant]") {
   std::mt19937 rng(11);
   for (DType t : {DType::Q8_0, DType::Q4_0})
