@@ -159,7 +159,7 @@ TEST_CASE("wkv follows the SPEC recurrence on a hand-sized case", "[kernels]") {
 }
 
 TEST_CASE("matrix kernels match the scalar path on larger awkward shapes", "[kernels]") {
-  // Rows that leave remainders after the 4 row streams of matvec and the 4-row blocks of
+  // Rows that leave remainders after the 8 row streams of matvec and the 5-row blocks of
   // matmul; columns around the block (8), the f32 chunk of matmul (768) and past it.
   std::mt19937 rng(43);
   for (DType dt : {DType::F32, DType::BF16})
