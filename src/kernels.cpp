@@ -359,18 +359,15 @@ void vecmat_tokens(const Matrix& W, const float* X, float* Y) {
 
 // One row of X (T = 1), the rows of W read one after the other (a sequential stream)
 // into running sums kept in `acc` (pair order), two rows per pass over the sums. The
-// same order of sums as vecmat_block.
+// same order of sums as vecmat_block. Cut into passes so that several of them can be
+// interleaved (vecmat_multi): rows_pass adds rows [r, r + 2) (or the last one), finish
+// writes y.
 template <DType D>
-void vecmat_rowwise(const Matrix& W, const float* x, float* y) {
-  const int rows = W.rows, cols = W.cols, body = cols - cols % kBlock;
-  const auto* w = Pair<D>::data(W);
-  thread_local std::vector<float> acc;
-  acc.assign(size_t(body), 0.0f);
-  float* a = acc.data();
-  int r = 0;
-  for (; r + 2 <= rows; r += 2) {
+void rows_pass(const Matrix& W, const float* x, float* a, int r) {
+  const int cols = W.cols, body = cols - cols % kBlock;
+  const auto* w0 = Pair<D>::data(W) + size_t(r) * cols;
+  if (r + 2 <= W.rows) {
     const vf x0 = load_splat(x + r), x1 = load_splat(x + r + 1);
-    const auto* w0 = w + size_t(r) * cols;
     const auto* w1 = w0 + cols;
     for (int c = 0; c < body; c += kBlock) {
       vf p, q, u, v;
@@ -379,10 +376,8 @@ void vecmat_rowwise(const Matrix& W, const float* x, float* y) {
       store(a + c, madd(x1, u, madd(x0, p, load(a + c))));
       store(a + c + kLanes, madd(x1, v, madd(x0, q, load(a + c + kLanes))));
     }
-  }
-  for (; r < rows; ++r) {
+  } else {
     const vf x0 = load_splat(x + r);
-    const auto* w0 = w + size_t(r) * cols;
     for (int c = 0; c < body; c += kBlock) {
       vf p, q;
       Pair<D>::load(w0 + c, p, q);
@@ -390,12 +385,57 @@ void vecmat_rowwise(const Matrix& W, const float* x, float* y) {
       store(a + c + kLanes, madd(x0, q, load(a + c + kLanes)));
     }
   }
+}
+
+template <DType D>
+void rows_finish(const Matrix& W, const float* x, const float* a, float* y) {
+  const int rows = W.rows, cols = W.cols, body = cols - cols % kBlock;
+  const auto* w = Pair<D>::data(W);
   for (int c = 0; c < body; c += kBlock) Pair<D>::store(y + c, load(a + c), load(a + c + kLanes));
   for (int c = body; c < cols; ++c) {
     float s = 0;
     for (int i = 0; i < rows; ++i) s += x[i] * wval(w + size_t(i) * cols, size_t(c));
     y[c] = s;
   }
+}
+
+// Several T = 1 vecmats on the calling thread, their rows read in lockstep (two rows of
+// each per step): one sequential stream per matrix at the same time. A LoRA matrix is
+// too small (50-200 KB) for the prefetchers to ramp up on a single stream. Each output
+// is summed as by vecmat_rowwise. All jobs' matrices are F32 or BF16.
+constexpr int kMaxLockstep = 8;
+void rowwise_lockstep(const VecmatJob* const* jobs, int n) {
+  thread_local std::vector<float> acc;
+  size_t total = 0;
+  int rows = 0;
+  for (int j = 0; j < n; ++j) total += size_t(jobs[j]->W->cols), rows = std::max(rows, jobs[j]->W->rows);
+  acc.assign(total, 0.0f);
+  for (int r = 0; r < rows; r += 2) {
+    float* a = acc.data();
+    for (int j = 0; j < n; ++j) {
+      const Matrix& W = *jobs[j]->W;
+      if (r < W.rows) {
+        if (W.dtype == DType::BF16) rows_pass<DType::BF16>(W, jobs[j]->X, a, r);
+        else rows_pass<DType::F32>(W, jobs[j]->X, a, r);
+      }
+      a += W.cols;
+    }
+  }
+  const float* a = acc.data();
+  for (int j = 0; j < n; ++j) {
+    const Matrix& W = *jobs[j]->W;
+    if (W.dtype == DType::BF16) rows_finish<DType::BF16>(W, jobs[j]->X, a, jobs[j]->Y);
+    else rows_finish<DType::F32>(W, jobs[j]->X, a, jobs[j]->Y);
+    a += W.cols;
+  }
+}
+
+template <DType D>
+void vecmat_rowwise(const Matrix& W, const float* x, float* y) {
+  thread_local std::vector<float> acc;
+  acc.assign(size_t(W.cols), 0.0f);
+  for (int r = 0; r < W.rows; r += 2) rows_pass<D>(W, x, acc.data(), r);
+  rows_finish<D>(W, x, acc.data(), y);
 }
 
 template <DType D>
@@ -588,9 +628,25 @@ void vecmat(const Matrix& W, const float* X, int T, float* Y) {
 }
 
 void vecmat_multi(const VecmatJob* jobs, int n, int T, ThreadPool& pool) {
+  if (n == 0) return;
+  bool plain = true;  // F32 / BF16 only (the lockstep form does not take quantized LoRAs)
+  for (int j = 0; j < n; ++j) plain &= jobs[j].W->dtype == DType::F32 || jobs[j].W->dtype == DType::BF16;
   size_t total = 0;
   for (int j = 0; j < n; ++j) total += size_t(jobs[j].W->rows) * jobs[j].W->cols * T;
-  if (pool.size() == 1 || n == 0 || total < g_parallel_min / 2) {
+  const bool alone = pool.size() == 1 || total < g_parallel_min / 2;
+  if (T == 1 && plain && n <= kMaxLockstep) {
+    // Decode: the jobs dealt round-robin to min(n, threads) parts, each part's jobs read
+    // in lockstep.
+    const int parts = alone ? 1 : std::min(n, pool.size());
+    pool.run(parts, [&](int p) {
+      const VecmatJob* mine[kMaxLockstep];
+      int m = 0;
+      for (int j = p; j < n; j += parts) mine[m++] = &jobs[j];
+      rowwise_lockstep(mine, m);
+    });
+    return;
+  }
+  if (alone) {
     for (int j = 0; j < n; ++j) vecmat(*jobs[j].W, jobs[j].X, T, jobs[j].Y);
     return;
   }
