@@ -29,6 +29,13 @@ void quantize_row(DType t, const float* x, int cols, uint8_t* q, float* scale) {
   }
 }
 
+const float* quantize_matrix(DType t, const float* w, int rows, int cols, uint8_t* blob) {
+  const size_t rq = quant_q_bytes(t, 1, size_t(cols)), nb = size_t(cols) / kQuantBlock;
+  auto* scales = reinterpret_cast<float*>(blob + quant_q_bytes(t, size_t(rows), size_t(cols)));
+  for (size_t r = 0; r < size_t(rows); ++r) quantize_row(t, w + r * size_t(cols), cols, blob + r * rq, scales + r * nb);
+  return scales;
+}
+
 void dequantize_row(DType t, const uint8_t* q, const float* scale, int cols, float* out) {
   for (int b = 0; b < cols / kQuantBlock; ++b) {
     const float d = scale[b];

@@ -31,6 +31,9 @@ inline size_t quant_bytes(DType t, size_t rows, size_t cols) {
 // Quantizes one row x (cols values, cols % kQuantBlock == 0) into q (quant_q_bytes(t, 1,
 // cols) bytes) and scale (cols / kQuantBlock floats).
 void quantize_row(DType t, const float* x, int cols, uint8_t* q, float* scale);
+// Quantizes a (rows, cols) float32 matrix w, row after row, into blob (quant_bytes(t,
+// rows, cols) bytes, laid out as above). Returns the blob's scales.
+const float* quantize_matrix(DType t, const float* w, int rows, int cols, uint8_t* blob);
 // A quantized row as float32 (q * scale), cols values into out.
 void dequantize_row(DType t, const uint8_t* q, const float* scale, int cols, float* out);
 

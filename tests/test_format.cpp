@@ -17,8 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(fixture_dir()) + "/" + name; }
-
 // `n` bytes in a 64-byte-aligned malloc'd buffer, as the JS library's heap buffer may be.
 Bytes aligned_bytes(const void* src, size_t n) {
   auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64 + 64));

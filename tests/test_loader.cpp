@@ -23,8 +23,6 @@ Bytes copy_bytes(const std::string& s, size_t n) {
 
 std::unique_ptr<Model> load_string(const std::string& s) { return Model::load(copy_bytes(s, s.size())); }
 
-std::string fixture(const std::string& name) { return std::string(fixture_dir()) + "/" + name; }
-
 // The first logits of a zero state after a few tokens: a fingerprint of all weights.
 std::vector<float> fingerprint(const Model& m) {
   Runner r(m);

@@ -172,7 +172,7 @@ void check_quantized(const std::string& golden_dir, const std::string& model_dir
 
 // A model for the structural tests: the project's fixture, else a shared reference model.
 std::unique_ptr<Model> any_model() {
-  const std::string fix = std::string(fixture_dir()) + "/fix-L3-C64-H2.pth";
+  const std::string fix = fixture("fix-L3-C64-H2.pth");
   if (fs::exists(fix)) return load_model(fix);
   const std::string ref = std::string(reference_dir()) + "/models/rand-L2-D128-V1000.pth";
   if (fs::exists(ref)) return load_model(ref);

@@ -23,17 +23,11 @@ struct QuantMatrix {
   Matrix m;
   QuantMatrix(DType t, int rows, int cols, std::mt19937& rng) {
     std::normal_distribution<float> nd(0.0f, 0.05f);
-    blob.resize(quant_bytes(t, rows, cols));
-    const size_t rq = quant_q_bytes(t, 1, cols), nb = cols / kQuantBlock;
-    auto* scales = reinterpret_cast<float*>(blob.data() + quant_q_bytes(t, rows, cols));
-    std::vector<float> row(cols);
-    for (int r = 0; r < rows; ++r) {
-      for (auto& v : row) v = nd(rng);
-      row[size_t(r) % cols] *= 8;  // an outlier per row
-      quantize_row(t, row.data(), cols, blob.data() + r * rq, scales + r * nb);
-    }
-    m = {t, rows, cols, blob.data(), scales};
     deq.resize(size_t(rows) * cols);
+    for (auto& v : deq) v = nd(rng);
+    for (int r = 0; r < rows; ++r) deq[size_t(r) * cols + size_t(r) % cols] *= 8;  // an outlier per row
+    blob.resize(quant_bytes(t, rows, cols));
+    m = {t, rows, cols, blob.data(), quantize_matrix(t, deq.data(), rows, cols, blob.data())};
     for (int r = 0; r < rows; ++r) m.row(r, deq.data() + size_t(r) * cols);
   }
 };

@@ -29,6 +29,9 @@ inline const char* fixture_dir() {
   return env && *env ? env : RWKV_FIXTURE_DIR;
 }
 
+// A file of the project's fixtures, by name.
+inline std::string fixture(const std::string& name) { return std::string(fixture_dir()) + "/" + name; }
+
 // The whole file, or nothing when it cannot be opened.
 inline std::optional<std::string> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

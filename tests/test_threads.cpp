@@ -13,7 +13,7 @@ using namespace rwkv;
 namespace {
 
 std::unique_ptr<Model> fixture_model() {
-  const std::string path = std::string(fixture_dir()) + "/fix-L3-C64-H2.pth";
+  const std::string path = fixture("fix-L3-C64-H2.pth");
   auto s = read_file(path);
   if (!s) return nullptr;
   Bytes b = Bytes::allocate(s->size());

@@ -30,15 +30,10 @@ struct Mat {
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> ud(-1, 1);
     if (is_quantized(dt)) {
+      std::vector<float> w(size_t(rows) * cols);
+      for (auto& v : w) v = ud(rng);
       blob.resize(quant_bytes(dt, rows, cols));
-      const size_t rq = quant_q_bytes(dt, 1, cols), nb = cols / kQuantBlock;
-      auto* sc = reinterpret_cast<float*>(blob.data() + quant_q_bytes(dt, rows, cols));
-      std::vector<float> row(cols);
-      for (int r = 0; r < rows; ++r) {
-        for (auto& v : row) v = ud(rng);
-        quantize_row(dt, row.data(), cols, blob.data() + r * rq, sc + r * nb);
-      }
-      m = {dt, rows, cols, blob.data(), sc};
+      m = {dt, rows, cols, blob.data(), quantize_matrix(dt, w.data(), rows, cols, blob.data())};
     } else if (dt == DType::BF16) {
       bf16.resize(size_t(rows) * cols);
       for (auto& v : bf16) {
