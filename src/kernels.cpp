@@ -252,10 +252,8 @@ template <DType D>
 void matmul_rows(const Matrix& W, const float* xp, int T, float* Y, int r0, int r1) {
   const size_t cols = size_t(W.cols), body = cols - cols % kBlock;
   const auto* w = Pair<D>::data(W);
-  thread_local std::vector<float> panel;
-  thread_local std::vector<float> sums;
-  if (D == DType::BF16 && panel.size() < kRows * kChunk) panel.resize(kRows * kChunk);
-  if (sums.size() < kRows * size_t(T) * kLanes) sums.resize(kRows * size_t(T) * kLanes);
+  std::vector<float> panel(D == DType::BF16 ? kRows * kChunk : 0);
+  std::vector<float> sums(kRows * size_t(T) * kLanes);
   for (int r = r0; r < r1; r += kRows) {
     const int nr = std::min(kRows, r1 - r);
     float* acc = sums.data();  // at (i * T + t) * kLanes: the sums of row r + i with x row t
@@ -405,11 +403,10 @@ void rows_finish(const Matrix& W, const float* x, const float* a, float* y) {
 // is summed as by vecmat_rowwise. All jobs' matrices are F32 or BF16.
 constexpr int kMaxLockstep = 8;
 void rowwise_lockstep(const VecmatJob* const* jobs, int n) {
-  thread_local std::vector<float> acc;
   size_t total = 0;
   int rows = 0;
   for (int j = 0; j < n; ++j) total += size_t(jobs[j]->W->cols), rows = std::max(rows, jobs[j]->W->rows);
-  acc.assign(total, 0.0f);
+  std::vector<float> acc(total, 0.0f);
   for (int r = 0; r < rows; r += 2) {
     float* a = acc.data();
     for (int j = 0; j < n; ++j) {
@@ -432,8 +429,7 @@ void rowwise_lockstep(const VecmatJob* const* jobs, int n) {
 
 template <DType D>
 void vecmat_rowwise(const Matrix& W, const float* x, float* y) {
-  thread_local std::vector<float> acc;
-  acc.assign(size_t(W.cols), 0.0f);
+  std::vector<float> acc(size_t(W.cols), 0.0f);
   for (int r = 0; r < W.rows; r += 2) rows_pass<D>(W, x, acc.data(), r);
   rows_finish<D>(W, x, acc.data(), y);
 }
@@ -563,39 +559,40 @@ void qmatmul_rows(const Matrix& W, const int16_t* xq, const float* sx, int T, fl
 }
 
 // x prepared once per call by the calling thread: in pair order (plain types) or
-// quantized (quantized types).
+// quantized (quantized types). Buffers live for the call only: no kernel keeps scratch
+// memory between calls, so the heap in use after a call does not depend on which thread
+// ran what.
 struct Prepared {
-  const float* xp = nullptr;
-  const int16_t* xq = nullptr;
-  const float* sx = nullptr;
+  const float* X = nullptr;
+  std::vector<float> pairs;  // X in pair order (BF16), else empty
+  std::vector<int16_t> xq;   // quantized types: X as int16, (T, cols)
+  std::vector<float> sx;     // and its scale per row, (T)
+  const float* xp() const { return pairs.empty() ? X : pairs.data(); }
 };
-thread_local std::vector<float> tl_xp;
-thread_local std::vector<int16_t> tl_xq;
-thread_local std::vector<float> tl_sx;
 
 Prepared prepare(const Matrix& W, const float* X, int T) {
-  if (is_quantized(W.dtype)) {
-    quantize_x(X, T, W.cols, tl_xq, tl_sx);
-    return {nullptr, tl_xq.data(), tl_sx.data()};
-  }
-  return {pair_order(W.dtype, X, T, W.cols, tl_xp), nullptr, nullptr};
+  Prepared p;
+  p.X = X;
+  if (is_quantized(W.dtype)) quantize_x(X, T, W.cols, p.xq, p.sx);
+  else pair_order(W.dtype, X, T, W.cols, p.pairs);
+  return p;
 }
 
 void matvec_range(const Matrix& W, const Prepared& x, float* y, int r0, int r1) {
   switch (W.dtype) {
-    case DType::F32: return matvec_rows<DType::F32>(W, x.xp, y, r0, r1);
-    case DType::Q8_0: return qmatvec_rows<DType::Q8_0>(W, x.xq, x.sx, y, r0, r1);
-    case DType::Q4_0: return qmatvec_rows<DType::Q4_0>(W, x.xq, x.sx, y, r0, r1);
-    default: return matvec_rows<DType::BF16>(W, x.xp, y, r0, r1);
+    case DType::F32: return matvec_rows<DType::F32>(W, x.xp(), y, r0, r1);
+    case DType::Q8_0: return qmatvec_rows<DType::Q8_0>(W, x.xq.data(), x.sx.data(), y, r0, r1);
+    case DType::Q4_0: return qmatvec_rows<DType::Q4_0>(W, x.xq.data(), x.sx.data(), y, r0, r1);
+    default: return matvec_rows<DType::BF16>(W, x.xp(), y, r0, r1);
   }
 }
 
 void matmul_range(const Matrix& W, const Prepared& x, int T, float* Y, int r0, int r1) {
   switch (W.dtype) {
-    case DType::F32: return matmul_rows<DType::F32>(W, x.xp, T, Y, r0, r1);
-    case DType::Q8_0: return qmatmul_rows<DType::Q8_0>(W, x.xq, x.sx, T, Y, r0, r1);
-    case DType::Q4_0: return qmatmul_rows<DType::Q4_0>(W, x.xq, x.sx, T, Y, r0, r1);
-    default: return matmul_rows<DType::BF16>(W, x.xp, T, Y, r0, r1);
+    case DType::F32: return matmul_rows<DType::F32>(W, x.xp(), T, Y, r0, r1);
+    case DType::Q8_0: return qmatmul_rows<DType::Q8_0>(W, x.xq.data(), x.sx.data(), T, Y, r0, r1);
+    case DType::Q4_0: return qmatmul_rows<DType::Q4_0>(W, x.xq.data(), x.sx.data(), T, Y, r0, r1);
+    default: return matmul_rows<DType::BF16>(W, x.xp(), T, Y, r0, r1);
   }
 }
 
@@ -746,8 +743,7 @@ void wkv_head(float* S, const float* r, const float* w, const float* k, const fl
 void wkv(float* S, const float* r, const float* w, const float* k, const float* v, const float* kk,
          const float* a, int H, int N, float* y) {
   if (N % kLanes) return scalar::wkv(S, r, w, k, v, kk, a, H, N, y);
-  thread_local std::vector<float> ab;
-  ab.resize(size_t(N));
+  std::vector<float> ab(static_cast<size_t>(N));
   for (int h = 0; h < H; ++h) {
     const int o = h * N;
     wkv_head(S + size_t(o) * N, r + o, w + o, k + o, v + o, kk + o, a + o, N, y + o, ab.data());
@@ -766,8 +762,7 @@ void wkv_seq(float* S, const float* r, const float* w, const float* k, const flo
   }
   // Heads are independent: each runs its T tokens in order with its state in L1.
   auto heads = [&](int h0, int h1) {
-    thread_local std::vector<float> ab;
-    ab.resize(size_t(N));
+    std::vector<float> ab(static_cast<size_t>(N));
     for (int h = h0; h < h1; ++h) {
       float* Sh = S + size_t(h) * N * N;
       for (int t = 0; t < T; ++t) {

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <malloc.h>
 #include <random>
+#include <thread>
 
 #include "kernels.h"
 #include "threads.h"
@@ -313,4 +315,40 @@ TEST_CASE("thread pool: every part runs exactly once, bounds on the grain", "[th
     CHECK(once == int(many.size()));
   }
   CHECK(ThreadPool(0).size() == 1);
+}
+
+TEST_CASE("kernels keep no memory between calls (heap in use is back after each)", "[kernels][threads]") {
+#ifndef __EMSCRIPTEN__
+  WARN("skipped natively: glibc counts the chunks it caches per thread (tcache) as in use; the wasm builds check this");
+#else
+  // On a thread of its own where the build has threads: scratch kept per thread
+  // (thread_local) would stay allocated after the calls, so the heap in use would depend
+  // on which pool thread ran what.
+  auto calls = [] {
+    std::mt19937 rng(51);
+    ThreadPool one(1);
+    const int H = 2, N = 8, C = H * N, T = 5;
+    for (DType dt : {DType::F32, DType::BF16}) {
+      RandomMatrix W(40, 24, dt, rng), A(24, 40, dt, rng), B(24, 16, dt, rng);
+      const auto x = random_vec(size_t(T) * 40, rng), xa = random_vec(size_t(T) * 24, rng);
+      std::vector<float> y(size_t(T) * 40), ya(size_t(T) * 40), yb(size_t(T) * 16);
+      const kernels::VecmatJob jobs[] = {{&A.m, xa.data(), ya.data()}, {&B.m, xa.data(), yb.data()}};
+      auto S = random_vec(size_t(C) * N, rng);
+      const auto r = random_vec(size_t(T) * C, rng), w = random_vec(size_t(T) * C, rng, 0.1f, 1.0f);
+      std::vector<float> yw(size_t(T) * C);
+      const size_t before = mallinfo().uordblks;
+      kernels::matvec(W.m, x.data(), y.data(), one);
+      kernels::matmul(W.m, x.data(), T, y.data(), one);
+      kernels::vecmat(A.m, xa.data(), 1, ya.data());
+      kernels::vecmat(A.m, xa.data(), T, ya.data());
+      kernels::vecmat_multi(jobs, 2, 1, one);
+      kernels::vecmat_multi(jobs, 2, T, one);
+      kernels::wkv(S.data(), r.data(), w.data(), r.data(), r.data(), r.data(), w.data(), H, N, yw.data());
+      kernels::wkv_seq(S.data(), r.data(), w.data(), r.data(), r.data(), r.data(), w.data(), T, H, N, yw.data(), one);
+      CHECK(size_t(mallinfo().uordblks) == before);
+    }
+  };
+  if (threads_supported()) std::thread(calls).join();
+  else calls();
+#endif
 }
