@@ -152,10 +152,11 @@ struct Pair<DType::BF16> {
   static void store(float* p, vf a, vf b) { store_interleaved(p, a, b); }
 };
 
-// T rows of n floats (row stride n) in the pair order of D: X itself for F32, else a
-// copy in `buf` with every full block deinterleaved (the columns past it as they are).
-const float* pair_order(DType D, const float* X, int T, int n, std::vector<float>& buf) {
-  if (D == DType::F32) return X;
+// T rows of n floats (row stride n) in the pair order of D, into `buf`: every full block
+// deinterleaved (the columns past it as they are). F32 needs none: buf stays empty and X
+// is used as it is.
+void pair_order(DType D, const float* X, int T, int n, std::vector<float>& buf) {
+  if (D == DType::F32) return;
   const int body = n - n % kBlock;
   buf.resize(size_t(T) * n);
   for (int t = 0; t < T; ++t) {
@@ -168,7 +169,6 @@ const float* pair_order(DType D, const float* X, int T, int n, std::vector<float
       }
     for (int c = body; c < n; ++c) o[c] = x[c];
   }
-  return buf.data();
 }
 
 // R rows of W (row length cols), `stride` elements apart, with xp (pair order): y[0],
@@ -564,7 +564,7 @@ void qmatmul_rows(const Matrix& W, const int16_t* xq, const float* sx, int T, fl
 // ran what.
 struct Prepared {
   const float* X = nullptr;
-  std::vector<float> pairs;  // X in pair order (BF16), else empty
+  std::vector<float> pairs;  // X in pair order (BF16), else empty (F32: X as it is)
   std::vector<int16_t> xq;   // quantized types: X as int16, (T, cols)
   std::vector<float> sx;     // and its scale per row, (T)
   const float* xp() const { return pairs.empty() ? X : pairs.data(); }
