@@ -5,10 +5,10 @@
 // rwkv::read_checkpoint (.pth zip + pickle, .safetensors header + JSON, or our .rwkv
 // format) on arbitrary bytes. For every tensor, the first and the last element its shape
 // and strides can address must lie inside the input, and both are read (ASan checks the
-// bytes); a quantized one (Q8_0, Q4_0: .rwkv only) is a 2-D blob of quant_bytes().
+// bytes); a quantized one (Q8_0, Q4_0: .rwkv only) is a 2-D blob of matrix_bytes().
 #include "harness.h"
-#include "quant.h"
-#include "tensor.h"
+#include "base/dtype.h"
+#include "formats/checkpoint.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return fuzz_run([&] {
@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (empty) continue;  // addresses nothing
       if (rwkv::is_quantized(t.dtype)) {
         FUZZ_CHECK(t.shape.size() == 2 && t.shape[1] % rwkv::kQuantBlock == 0 && t.contiguous());
-        const uint64_t n = rwkv::quant_bytes(t.dtype, uint64_t(t.shape[0]), uint64_t(t.shape[1]));
+        const uint64_t n = rwkv::matrix_bytes(t.dtype, uint64_t(t.shape[0]), uint64_t(t.shape[1]));
         FUZZ_CHECK(fuzz_within(t.data, n, data, size));
         fuzz_touch(t.data, 1);
         fuzz_touch(t.data + n - 1, 1);

@@ -11,10 +11,11 @@
 #include <algorithm>
 #include <vector>
 
-#include "format.h"
+#include "formats/rwkv_file.h"
+#include "text/model_file.h"
 #include "harness.h"
-#include "model.h"
-#include "quant.h"
+#include "model/model.h"
+#include "base/dtype.h"
 
 namespace {
 
@@ -23,7 +24,7 @@ constexpr size_t kRoundTripLimit = 256 << 10;  // larger inputs are checked, not
 uint64_t need_bytes(const rwkv::TensorInfo& t) {
   if (rwkv::is_quantized(t.dtype)) {
     FUZZ_CHECK(t.shape.size() == 2 && t.shape[1] % rwkv::kQuantBlock == 0);
-    return rwkv::quant_bytes(t.dtype, uint64_t(t.shape[0]), uint64_t(t.shape[1]));
+    return rwkv::matrix_bytes(t.dtype, uint64_t(t.shape[0]), uint64_t(t.shape[1]));
   }
   uint64_t n = rwkv::dtype_size(t.dtype);
   for (int64_t d : t.shape) {
@@ -79,9 +80,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // The embedded vocabulary goes along when it parses and fits the model.
     std::string out;
     try {
-      out = concat(rwkv::write_rwkv_file(*model, model->vocab(), {{"source", "fuzz"}}));
+      out = concat(rwkv::write_model_file(*model, model->vocab(), {{"source", "fuzz"}}));
     } catch (const rwkv::Error&) {
-      out = concat(rwkv::write_rwkv_file(*model, {}, {{"source", "fuzz"}}));
+      out = concat(rwkv::write_model_file(*model, {}, {{"source", "fuzz"}}));
     }
     rwkv::Bytes copy = rwkv::Bytes::allocate(out.size());
     std::memcpy(copy.data.get(), out.data(), out.size());

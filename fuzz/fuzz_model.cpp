@@ -9,8 +9,8 @@
 #include <span>
 
 #include "harness.h"
-#include "model.h"
-#include "rwkv.h"
+#include "model/model.h"
+#include "model/runner.h"
 
 namespace {
 constexpr size_t kRunLimitBytes = size_t(16) << 20;  // larger models are loaded, not run

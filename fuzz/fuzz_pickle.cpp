@@ -4,7 +4,7 @@
 //
 // rwkv::read_state_dict_pickle (the data.pkl of a .pth) on arbitrary bytes.
 #include "harness.h"
-#include "pickle.h"
+#include "formats/pickle.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return fuzz_run([&] {

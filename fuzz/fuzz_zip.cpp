@@ -5,7 +5,7 @@
 // rwkv::read_zip on arbitrary bytes. Every entry must lie inside the input; the first and
 // last byte of each are read so that a view past the buffer is caught by ASan too.
 #include "harness.h"
-#include "zip.h"
+#include "formats/zip.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return fuzz_run([&] {

@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "error.h"
+#include "base/error.h"
 
 // Aborts (a crash for libFuzzer) when an invariant the parsers promise does not hold.
 #define FUZZ_CHECK(cond)                                                                \

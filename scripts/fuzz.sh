@@ -50,7 +50,7 @@ command -v clang++ >/dev/null 2>&1 || want+=(clang)
 command -v node >/dev/null 2>&1 || want+=(nodejs)
 [ ${#want[@]} -eq 0 ] || install "${want[@]}"
 
-# The libFuzzer runtime (libclang-rt-N-dev) and libc++ (src/tensor.cpp needs it with
+# The libFuzzer runtime (libclang-rt-N-dev) and libc++ (src/formats/checkpoint.cpp needs it with
 # clang 14, see fuzz/CMakeLists.txt), for the installed clang's major version N.
 clang_major="$(clang++ -dumpversion | cut -d. -f1)"
 probe="$(mktemp -d)"

@@ -1,4 +1,4 @@
-// Our own .rwkv format (docs/format.md): a model written by write_rwkv_file and loaded
+// Our own .rwkv format (docs/format.md): a model written by write_model_file and loaded
 // back gives the same logits bit for bit (as held: f32, bf16, Q8_0, Q4_0); damaged
 // files give an rwkv::Error naming what is wrong.
 #include <catch2/catch.hpp>
@@ -7,9 +7,10 @@
 #include <filesystem>
 #include <random>
 
-#include "format.h"
-#include "quant.h"
-#include "rwkv.h"
+#include "formats/rwkv_file.h"
+#include "text/model_file.h"
+#include "base/dtype.h"
+#include "model/runner.h"
 #include "test_support.h"
 
 using namespace rwkv;
@@ -39,7 +40,7 @@ std::string file_bytes(const RwkvFileImage& img) {
 }
 
 std::string convert(const Model& m, std::string_view vocab = {}, const RwkvMetadata& meta = {}) {
-  return file_bytes(write_rwkv_file(m, vocab, meta));
+  return file_bytes(write_model_file(m, vocab, meta));
 }
 
 // Logits after every one of `tokens` (step by step) and of a parallel prefill.

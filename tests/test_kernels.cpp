@@ -10,8 +10,8 @@
 #include <random>
 #include <thread>
 
-#include "kernels.h"
-#include "threads.h"
+#include "kernels/kernels.h"
+#include "kernels/threads.h"
 
 using namespace rwkv;
 

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <random>
 
-#include "pickle.h"
-#include "rwkv.h"
+#include "formats/pickle.h"
+#include "model/runner.h"
 #include "test_support.h"
 
 using namespace rwkv;

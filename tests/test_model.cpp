@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "rwkv.h"
+#include "model/runner.h"
 #include "test_support.h"
 
 using namespace rwkv;

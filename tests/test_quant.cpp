@@ -1,4 +1,4 @@
-// The quantized weight types (quant.h): rounding of quantize_row, and the integer
+// The quantized weight types (base/dtype.h): rounding of from_float, and the integer
 // kernels of matvec / matmul against the scalar path, which multiplies the dequantized
 // weights with the exact x (so it also checks the int16 quantization of x).
 #include <catch2/catch.hpp>
@@ -8,9 +8,9 @@
 #include <limits>
 #include <random>
 
-#include "kernels.h"
-#include "quant.h"
-#include "threads.h"
+#include "kernels/kernels.h"
+#include "base/dtype.h"
+#include "kernels/threads.h"
 
 using namespace rwkv;
 
@@ -26,7 +26,7 @@ struct QuantMatrix {
     deq.resize(size_t(rows) * cols);
     for (auto& v : deq) v = nd(rng);
     for (int r = 0; r < rows; ++r) deq[size_t(r) * cols + size_t(r) % cols] *= 8;  // an outlier per row
-    blob.resize(quant_bytes(t, rows, cols));
+    blob.resize(matrix_bytes(t, rows, cols));
     m = {t, rows, cols, blob.data(), quantize_matrix(t, deq.data(), rows, cols, blob.data())};
     for (int r = 0; r < rows; ++r) m.row(r, deq.data() + size_t(r) * cols);
   }
@@ -51,7 +51,7 @@ float tolerance(const float* w, const float* x, int cols) {
 
 }  // namespace
 
-TEST_CASE("quantize_row: rounding to the nearest level, within half a step", "[kernels][quant]") {
+TEST_CASE("from_float: rounding to the nearest level, within half a step", "[kernels][quant]") {
   std::mt19937 rng(7);
   for (DType t : {DType::Q8_0, DType::Q4_0}) {
     INFO(dtype_name(t));
@@ -59,11 +59,11 @@ TEST_CASE("quantize_row: rounding to the nearest level, within half a step", "[k
     x[5] = -3.0f;  // the largest magnitude of block 0
     x[40] = 0.0f;
     std::fill(x.begin() + 64, x.end(), 0.0f);  // an all-zero block
-    std::vector<uint8_t> q(quant_q_bytes(t, 1, 96));
+    std::vector<uint8_t> q(matrix_value_bytes(t, 1, 96));
     float scale[3];
-    quantize_row(t, x.data(), 96, q.data(), scale);
+    type_traits(t).from_float(x.data(), 96, q.data(), scale);
     std::vector<float> y(96);
-    dequantize_row(t, q.data(), scale, 96, y.data());
+    type_traits(t).to_float(q.data(), scale, 96, y.data());
     CHECK(y[5] == Approx(-3.0f).epsilon(1e-6));
     CHECK(y[40] == 0.0f);
     CHECK(scale[2] == 0.0f);
@@ -81,14 +81,14 @@ TEST_CASE("quantize_row: rounding to the nearest level, within half a step", "[k
   x[31] = 127.0f;
   int8_t q[32];
   float s;
-  quantize_row(DType::Q8_0, x.data(), 32, reinterpret_cast<uint8_t*>(q), &s);
+  type_traits(DType::Q8_0).from_float(x.data(), 32, reinterpret_cast<uint8_t*>(q), &s);
   CHECK(s == 1.0f);
   for (int i = 0; i < 32; ++i) CHECK(q[i] == int8_t(x[i]));
   // Q4_0 by hand: m = -8 -> scale 1; value j in the low nibble of byte j, j+16 in the high.
   std::vector<float> z(32, 0.0f);
   z[0] = -8, z[1] = 7, z[16] = 3, z[17] = -1;
   uint8_t p[16];
-  quantize_row(DType::Q4_0, z.data(), 32, p, &s);
+  type_traits(DType::Q4_0).from_float(z.data(), 32, p, &s);
   CHECK(s == 1.0f);
   CHECK(p[0] == uint8_t(0 | (11 << 4)));
   CHECK(p[1] == uint8_t(15 | (7 << 4)));
@@ -102,9 +102,9 @@ TEST_CASE("quantization of tiny (subnormal) and huge values stays finite", "[ker
     std::vector<float> w(64, 1e-42f);
     w[1] = -3e-41f;
     w[40] = 3e38f;
-    std::vector<uint8_t> blob(quant_bytes(t, 1, 64));
-    auto* sc = reinterpret_cast<float*>(blob.data() + quant_q_bytes(t, 1, 64));
-    quantize_row(t, w.data(), 64, blob.data(), sc);
+    std::vector<uint8_t> blob(matrix_bytes(t, 1, 64));
+    auto* sc = reinterpret_cast<float*>(blob.data() + matrix_value_bytes(t, 1, 64));
+    type_traits(t).from_float(w.data(), 64, blob.data(), sc);
     const Matrix W{t, 1, 64, blob.data(), sc};
     std::vector<float> back(64);
     W.row(0, back.data());
@@ -112,7 +112,7 @@ TEST_CASE("quantization of tiny (subnormal) and huge values stays finite", "[ker
     CHECK(back[40] == Approx(3e38f).epsilon(0.07));
     // A subnormal activation row (its scale underflows) times ordinary weights.
     std::vector<float> u(64, 0.5f);
-    quantize_row(t, u.data(), 64, blob.data(), sc);
+    type_traits(t).from_float(u.data(), 64, blob.data(), sc);
     std::vector<float> x(64, 2e-41f);
     x[5] = 1e-39f;
     float y = 1;

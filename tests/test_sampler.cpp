@@ -6,8 +6,8 @@
 #include <limits>
 #include <vector>
 
-#include "error.h"
-#include "sampler.h"
+#include "base/error.h"
+#include "text/sampler.h"
 
 using Catch::Matchers::Contains;
 using rwkv::Sampler;

@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "error.h"
-#include "sampler.h"  // rwkv::Rng for the random splits
-#include "textstream.h"
+#include "base/error.h"
+#include "text/sampler.h"  // rwkv::Rng for the random splits
+#include "text/textstream.h"
 
 using Catch::Matchers::Contains;
 using rwkv::StopMatcher;

@@ -5,7 +5,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "rwkv.h"
+#include "kernels/kernels.h"
+#include "model/runner.h"
 #include "test_support.h"
 
 using namespace rwkv;

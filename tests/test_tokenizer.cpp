@@ -8,11 +8,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "error.h"
-#include "sampler.h"  // rwkv::Rng: the same random strings on every platform
+#include "base/error.h"
+#include "text/sampler.h"  // rwkv::Rng: the same random strings on every platform
 #include "test_support.h"
-#include "utf8.h"
-#include "tokenizer.h"
+#include "base/utf8.h"
+#include "text/tokenizer.h"
 
 using Catch::Matchers::Contains;
 using rwkv::Tokenizer;

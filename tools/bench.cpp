@@ -16,9 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "rwkv.h"
-#include "simd.h"
-#include "threads.h"
+#include "kernels/kernels.h"
+#include "model/runner.h"
+#include "kernels/simd.h"
+#include "kernels/threads.h"
 
 #if !defined(__EMSCRIPTEN__)
 #include <sys/resource.h>

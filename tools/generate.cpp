@@ -10,7 +10,7 @@
 #include <iterator>
 #include <string>
 
-#include "generate.h"
+#include "text/generate.h"
 
 using namespace rwkv;
 

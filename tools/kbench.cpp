@@ -12,9 +12,9 @@
 #include <vector>
 #include <ctime>
 
-#include "kernels.h"
-#include "quant.h"
-#include "threads.h"
+#include "kernels/kernels.h"
+#include "base/dtype.h"
+#include "kernels/threads.h"
 
 using namespace rwkv;
 using Clock = std::chrono::steady_clock;
@@ -32,7 +32,7 @@ struct Mat {
     if (is_quantized(dt)) {
       std::vector<float> w(size_t(rows) * cols);
       for (auto& v : w) v = ud(rng);
-      blob.resize(quant_bytes(dt, rows, cols));
+      blob.resize(matrix_bytes(dt, rows, cols));
       m = {dt, rows, cols, blob.data(), quantize_matrix(dt, w.data(), rows, cols, blob.data())};
     } else if (dt == DType::BF16) {
       bf16.resize(size_t(rows) * cols);

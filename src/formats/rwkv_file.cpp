@@ -1,15 +1,13 @@
-#include "format.h"
+#include "formats/rwkv_file.h"
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <unordered_set>
 
-#include "bytes.h"
-#include "json.h"
-#include "model.h"
-#include "quant.h"
-#include "tokenizer.h"
+#include "base/bytes.h"
+#include "base/json.h"
+#include "base/dtype.h"
 
 namespace rwkv {
 
@@ -19,39 +17,11 @@ namespace {
 
 constexpr int kMaxDims = 8;
 constexpr int64_t kMaxDim = int64_t(1) << 40;
-constexpr uint32_t kMaxHeaderBytes = 64u << 20;  // far above any model's table (a 32-layer one needs ~200 KB)
 
 using Node = Json::Node;
 using Kind = Json::Node::Kind;
 
 [[noreturn]] void fail(const std::string& msg) { throw Error("rwkv file: " + msg); }
-
-bool parse_dtype(std::string_view s, DType& out) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0})
-    if (s == dtype_name(t)) return out = t, true;
-  return false;
-}
-
-// Bytes a tensor of `dtype` and `shape` takes in the file, or throws naming `what`.
-uint64_t tensor_bytes(const std::string& what, DType dtype, const std::vector<int64_t>& shape) {
-  auto bad = [&](const std::string& why) { fail(what + ": " + why); };
-  if (shape.size() > kMaxDims) bad("has " + std::to_string(shape.size()) + " dimensions (at most " + std::to_string(kMaxDims) + ")");
-  for (int64_t n : shape)
-    if (n < 0 || n > kMaxDim) bad("dimension " + std::to_string(n) + " is out of range");
-  if (is_quantized(dtype)) {
-    if (shape.size() != 2) bad(std::string(dtype_name(dtype)) + " needs a 2-D shape (rows, cols), not " + shape_string(shape));
-    if (shape[1] % kQuantBlock != 0)
-      bad(std::string(dtype_name(dtype)) + " needs a column count divisible by " + std::to_string(kQuantBlock) + ", not " + std::to_string(shape[1]));
-    if (shape[1] != 0 && shape[0] > (int64_t(1) << 56) / shape[1]) bad("shape " + shape_string(shape) + " is too large");
-    return quant_bytes(dtype, uint64_t(shape[0]), uint64_t(shape[1]));
-  }
-  uint64_t numel = 1;
-  for (int64_t n : shape) {
-    if (n != 0 && numel > uint64_t(kMaxDim) / uint64_t(n)) bad("shape " + shape_string(shape) + " is too large");
-    numel *= uint64_t(n);
-  }
-  return numel * dtype_size(dtype);
-}
 
 int64_t get_int(const Node& obj, std::string_view key, const std::string& what) {
   const Node* n = obj.get(key);
@@ -94,7 +64,7 @@ Parsed parse(const uint8_t* data, size_t size) {
     fail("format version " + std::to_string(version) + " is not supported (this reader knows version " +
          std::to_string(kRwkvFileVersion) + "; a newer rwkv-web may read it)");
   const uint32_t header_len = r.le<uint32_t>();
-  if (header_len > kMaxHeaderBytes) fail("JSON header of " + std::to_string(header_len) + " bytes is implausibly large");
+  if (header_len > kRwkvMaxHeaderBytes) fail("JSON header of " + std::to_string(header_len) + " bytes is implausibly large");
   if (header_len > r.remaining())
     fail("JSON header of " + std::to_string(header_len) + " bytes is longer than the file (truncated download?)");
   const Node root = Json(r.str(header_len), "rwkv file header").parse();
@@ -122,14 +92,14 @@ Parsed parse(const uint8_t* data, size_t size) {
     if (!dt || dt->kind != Kind::String) fail(what + " needs a \"dtype\" string");
     if (!shape || shape->kind != Kind::Array) fail(what + " needs a \"shape\" array");
     DType dtype;
-    if (!parse_dtype(dt->str, dtype)) fail(what + ": dtype '" + dt->str + "' is unknown (F32, F16, BF16, Q8_0, Q4_0 are)");
+    if (!dtype_from_name(dt->str, dtype)) fail(what + ": dtype '" + dt->str + "' is unknown (F32, F16, BF16, Q8_0, Q4_0 are)");
     TensorInfo info{name, dtype, {}, {}, nullptr};
     if (shape->elements.size() > kMaxDims) fail(what + ": has " + std::to_string(shape->elements.size()) + " dimensions");
     for (const Node& d : shape->elements) {
       if (d.kind != Kind::Number) fail(what + ": its shape holds a non-integer");
       info.shape.push_back(d.num);
     }
-    const uint64_t need = tensor_bytes(what, dtype, info.shape);
+    const uint64_t need = rwkv_tensor_bytes(what, dtype, info.shape);
     Entry e = place(what, t, header_end, size);
     if (e.bytes != need)
       fail(what + ": " + dtype_name(dtype) + " " + shape_string(info.shape) + " needs " + std::to_string(need) +
@@ -190,33 +160,6 @@ Parsed parse(const uint8_t* data, size_t size) {
   return out;
 }
 
-// `s` as a JSON string literal. Bytes >= 0x80 pass as they are (names are byte strings,
-// the reader takes them back unchanged).
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n' || c == '\r' || c == '\t') {
-      out += '\\';
-      out += c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-    } else if (uint8_t(c) < 0x20) {
-      static const char hex[] = "0123456789abcdef";
-      out += "\\u00";
-      out += hex[uint8_t(c) >> 4];
-      out += hex[uint8_t(c) & 15];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-}
-
-uint64_t align_up(uint64_t n) { return (n + kRwkvFileAlign - 1) / kRwkvFileAlign * kRwkvFileAlign; }
-
-const uint8_t kZeros[kRwkvFileAlign] = {};
-
 }  // namespace
 
 bool is_rwkv_file(const uint8_t* data, size_t size) {
@@ -230,112 +173,24 @@ std::string_view rwkv_file_vocab(const uint8_t* data, size_t size) {
   return parse(data, size).vocab;
 }
 
-RwkvMetadata parse_metadata_json(std::string_view json) {
-  RwkvMetadata out;
-  if (json.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
-  const Node root = Json(json, "metadata").parse();
-  if (root.kind != Kind::Object) throw Error("metadata must be a JSON object of strings");
-  for (size_t i = 0; i < root.keys.size(); ++i) {
-    if (root.values[i].kind != Kind::String) throw Error("metadata \"" + root.keys[i] + "\" is not a string");
-    for (size_t j = 0; j < i; ++j)
-      if (root.keys[j] == root.keys[i]) throw Error("metadata \"" + root.keys[i] + "\" appears twice");
-    out.emplace_back(root.keys[i], root.values[i].str);
+uint64_t rwkv_tensor_bytes(const std::string& what, DType dtype, const std::vector<int64_t>& shape) {
+  auto bad = [&](const std::string& why) { fail(what + ": " + why); };
+  if (shape.size() > kMaxDims) bad("has " + std::to_string(shape.size()) + " dimensions (at most " + std::to_string(kMaxDims) + ")");
+  for (int64_t n : shape)
+    if (n < 0 || n > kMaxDim) bad("dimension " + std::to_string(n) + " is out of range");
+  if (is_quantized(dtype)) {
+    if (shape.size() != 2) bad(std::string(dtype_name(dtype)) + " needs a 2-D shape (rows, cols), not " + shape_string(shape));
+    if (shape[1] % kQuantBlock != 0)
+      bad(std::string(dtype_name(dtype)) + " needs a column count divisible by " + std::to_string(kQuantBlock) + ", not " + std::to_string(shape[1]));
+    if (shape[1] != 0 && shape[0] > (int64_t(1) << 56) / shape[1]) bad("shape " + shape_string(shape) + " is too large");
+    return matrix_bytes(dtype, uint64_t(shape[0]), uint64_t(shape[1]));
   }
-  return out;
-}
-
-RwkvFileImage write_rwkv_file(const Model& model, std::string_view vocab, const RwkvMetadata& metadata) {
-  const Config& c = model.config();
-  const auto& tensors = model.tensors();
-  if (tensors.empty()) throw Error("rwkv file writer: the model lists no tensors");
-  if (!vocab.empty()) {
-    const size_t n = Tokenizer::from_vocab_text(vocab).vocab_size();
-    if (n > size_t(c.V))
-      throw Error("rwkv file writer: the vocabulary has " + std::to_string(n) + " tokens but the model only " +
-                  std::to_string(c.V) + ": wrong vocabulary file?");
+  uint64_t numel = 1;
+  for (int64_t n : shape) {
+    if (n != 0 && numel > uint64_t(kMaxDim) / uint64_t(n)) bad("shape " + shape_string(shape) + " is too large");
+    numel *= uint64_t(n);
   }
-  std::unordered_set<std::string_view> names;
-  for (const auto& t : tensors) {
-    const std::string what = "tensor '" + t.name + "'";
-    if (!names.insert(t.name).second) throw Error("rwkv file writer: " + what + " is listed twice");
-    if (tensor_bytes(what, t.dtype, t.shape) != t.bytes)
-      throw Error("rwkv file writer: " + what + " holds " + std::to_string(t.bytes) + " bytes, not what " +
-                  dtype_name(t.dtype) + " " + shape_string(t.shape) + " needs");
-  }
-  for (size_t i = 0; i < metadata.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (metadata[i].first == metadata[j].first) throw Error("rwkv file writer: metadata \"" + metadata[i].first + "\" appears twice");
-
-  // The JSON holds the offsets, which follow the JSON: lay out from a guess of where the
-  // data starts until the header fits in front of it (offsets only grow, so this ends).
-  RwkvFileImage img;
-  uint64_t data_start = kRwkvFileAlign;
-  std::string json;
-  for (;;) {
-    json.clear();
-    json += "{\"architecture\":\"x070\",\"config\":{";
-    const std::pair<const char*, int> cfg[] = {{"n_layer", c.n_layer}, {"n_embd", c.C}, {"n_head", c.H}, {"head_size", c.N},
-                                               {"ffn_size", c.F}, {"vocab_size", c.V}, {"lora_w", c.Dw}, {"lora_a", c.Da},
-                                               {"lora_v", c.Dv}, {"lora_g", c.Dg}};
-    for (size_t i = 0; i < std::size(cfg); ++i)
-      json += std::string(i ? ",\"" : "\"") + cfg[i].first + "\":" + std::to_string(cfg[i].second);
-    json += "},\"tensors\":{";
-    uint64_t at = data_start;
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const auto& t = tensors[i];
-      if (i) json += ',';
-      json += "\n";
-      append_json_string(json, t.name);
-      json += ":{\"dtype\":\"" + std::string(dtype_name(t.dtype)) + "\",\"shape\":[";
-      for (size_t d = 0; d < t.shape.size(); ++d) {
-        if (d) json += ',';
-        json += std::to_string(t.shape[d]);
-      }
-      json += "],\"offset\":" + std::to_string(at) + ",\"bytes\":" + std::to_string(t.bytes) + "}";
-      at = align_up(at + t.bytes);
-    }
-    json += "\n}";
-    if (!vocab.empty())
-      json += ",\"vocabulary\":{\"format\":\"" + std::string(kRwkvVocabFormat) + "\",\"offset\":" + std::to_string(at) +
-              ",\"bytes\":" + std::to_string(vocab.size()) + "}";
-    json += ",\"metadata\":{";
-    for (size_t i = 0; i < metadata.size(); ++i) {
-      if (i) json += ',';
-      append_json_string(json, metadata[i].first);
-      json += ':';
-      append_json_string(json, metadata[i].second);
-    }
-    json += "}}\n";
-    const uint64_t need = align_up(kRwkvFilePrefix + json.size());
-    if (need <= data_start) break;
-    data_start = need;
-  }
-  if (json.size() > kMaxHeaderBytes) throw Error("rwkv file writer: the JSON header would be too large");
-
-  auto header = std::make_unique<std::string>(kRwkvFileMagic, 8);
-  auto u32 = [&](uint32_t v) {
-    for (int i = 0; i < 4; ++i) *header += char((v >> (8 * i)) & 0xFF);
-  };
-  u32(kRwkvFileVersion);
-  u32(uint32_t(json.size()));
-  *header += json;
-  header->resize(data_start, '\0');
-  img.header = std::move(header);
-
-  auto add = [&](const uint8_t* p, size_t n) {
-    if (n) img.parts.push_back({p, n});
-    img.size += n;
-  };
-  add(reinterpret_cast<const uint8_t*>(img.header->data()), img.header->size());
-  for (const auto& t : tensors) {
-    add(kZeros, align_up(img.size) - img.size);
-    add(t.data, t.bytes);
-  }
-  if (!vocab.empty()) {
-    add(kZeros, align_up(img.size) - img.size);
-    add(reinterpret_cast<const uint8_t*>(vocab.data()), vocab.size());
-  }
-  return img;
+  return numel * dtype_size(dtype);
 }
 
 }  // namespace rwkv

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor.h"
+#include "formats/checkpoint.h"
 
 namespace rwkv {
 

@@ -12,35 +12,11 @@
 #include <cstdint>
 #include <cstring>
 
-#include "tensor.h"
+#include "base/matrix.h"
 
 namespace rwkv {
 
 class ThreadPool;
-
-// A row-major weight matrix (rows, cols) in F32, BF16, Q8_0 or Q4_0, viewed in place.
-// Quantized: `data` is the q part and `scale` the block scales of the blob quant.h
-// describes; null for the plain types.
-struct Matrix {
-  DType dtype = DType::F32;
-  int rows = 0, cols = 0;
-  const void* data = nullptr;
-  const float* scale = nullptr;  // (rows, cols / kQuantBlock), quantized types only
-  const float* f32() const { return static_cast<const float*>(data); }
-  const uint16_t* bf16() const { return static_cast<const uint16_t*>(data); }
-  const uint8_t* q() const { return static_cast<const uint8_t*>(data); }
-  // Bytes of weights read by one product with this matrix (q part and scales included).
-  size_t bytes() const;
-  // Row r as float32 into out[cols].
-  void row(int r, float* out) const;
-};
-
-inline float bf16_to_f32(uint16_t h) {
-  const uint32_t bits = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 namespace kernels {
 

@@ -18,10 +18,11 @@
 #include <cmath>
 #include <optional>
 
-#include "format.h"
-#include "generate.h"
-#include "rwkv.h"
-#include "state_file.h"
+#include "kernels/kernels.h"
+#include "model/runner.h"
+#include "model/state_file.h"
+#include "text/generate.h"
+#include "text/model_file.h"
 
 using emscripten::val;
 using namespace rwkv;
@@ -296,7 +297,7 @@ class WasmModel {
       image_.reset();
       image_vocab_ = vocab;
       const std::string_view v = image_vocab_.empty() ? model_->vocab() : std::string_view(image_vocab_);
-      image_ = write_rwkv_file(*model_, v, parse_metadata_json(metadata));
+      image_ = write_model_file(*model_, v, parse_metadata_json(metadata));
       std::vector<double> flat;
       for (const auto& p : image_->parts) flat.insert(flat.end(), {double(reinterpret_cast<uintptr_t>(p.data)), double(p.size)});
       val o = val::object();

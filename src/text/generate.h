@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "rwkv.h"
-#include "sampler.h"
-#include "textstream.h"
-#include "tokenizer.h"
+#include "model/runner.h"
+#include "text/sampler.h"
+#include "text/textstream.h"
+#include "text/tokenizer.h"
 
 namespace rwkv {
 

@@ -1,11 +1,11 @@
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <algorithm>
 #include <charconv>
 #include <utility>
 
-#include "error.h"
-#include "utf8.h"
+#include "base/error.h"
+#include "base/utf8.h"
 
 namespace rwkv {
 namespace {

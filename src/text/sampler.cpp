@@ -1,4 +1,4 @@
-#include "sampler.h"
+#include "text/sampler.h"
 
 #include <algorithm>
 #include <array>
@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "error.h"
+#include "base/error.h"
 
 namespace rwkv {
 namespace {

@@ -5,21 +5,19 @@
 // file read into a 64-aligned buffer is used in place. Version 1.
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
-#include "tensor.h"
+#include "formats/checkpoint.h"
 
 namespace rwkv {
-
-class Model;
 
 constexpr uint32_t kRwkvFileVersion = 1;
 constexpr size_t kRwkvFileAlign = 64;
 constexpr size_t kRwkvFilePrefix = 16;  // magic (8), version (4), JSON length (4)
+// The JSON header's limit: far above any model's table (a 32-layer one needs ~200 KB).
+constexpr uint32_t kRwkvMaxHeaderBytes = 64u << 20;
 // The first 8 bytes of every .rwkv file: 0x89 'R' 'W' 'K' 'V' '\r' '\n' 0x1A.
 inline constexpr char kRwkvFileMagic[9] = "\x89RWKV\r\n\x1a";
 // The vocabulary format a writer uses and a reader accepts: the text of the World
@@ -41,31 +39,8 @@ std::vector<TensorInfo> read_rwkv_file(const uint8_t* data, size_t size);
 // throws as read_rwkv_file does.
 std::string_view rwkv_file_vocab(const uint8_t* data, size_t size);
 
-// Metadata: string keys and string values, kept in order.
-using RwkvMetadata = std::vector<std::pair<std::string, std::string>>;
-// A JSON object of string values (`{"source": "x.pth"}`) as metadata; "" gives none.
-// Throws rwkv::Error for anything else (other value types, duplicated keys).
-RwkvMetadata parse_metadata_json(std::string_view json);
-
-// A .rwkv file as a list of byte ranges to write one after the other: the header (owned
-// here), then each tensor's bytes where the model holds them, zero padding (a static
-// buffer) between them, and the vocabulary last. No second copy of the weights is made;
-// the parts stay valid while the model, the vocabulary bytes and this object live.
-struct RwkvFileImage {
-  struct Part {
-    const uint8_t* data;
-    size_t size;
-  };
-  // Magic, version, length, JSON, zero padding up to the first entry. Held by pointer so
-  // that parts[0] stays valid when the image moves (and the image cannot be copied).
-  std::unique_ptr<const std::string> header;
-  std::vector<Part> parts;
-  uint64_t size = 0;         // sum of the parts' sizes: the file's size
-};
-
-// Lays out `model` (every tensor of Model::tensors(), as held: converted or quantized
-// ones included) with an optional vocabulary (`vocab`, the text format above; checked by
-// parsing it, and it may not have more tokens than the model) and metadata.
-RwkvFileImage write_rwkv_file(const Model& model, std::string_view vocab = {}, const RwkvMetadata& metadata = {});
+// Bytes a tensor of `dtype` and `shape` takes in a .rwkv file (quantized: its blob), or
+// throws rwkv::Error naming `what` when the shape is invalid for the type or too large.
+uint64_t rwkv_tensor_bytes(const std::string& what, DType dtype, const std::vector<int64_t>& shape);
 
 }  // namespace rwkv

@@ -1,4 +1,4 @@
-#include "threads.h"
+#include "kernels/threads.h"
 
 #include <chrono>
 #include <system_error>

@@ -1,4 +1,4 @@
-#include "state_file.h"
+#include "model/state_file.h"
 
 #include <cmath>
 #include <unordered_map>

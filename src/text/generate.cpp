@@ -1,4 +1,4 @@
-#include "generate.h"
+#include "text/generate.h"
 
 #include <algorithm>
 #include <cmath>

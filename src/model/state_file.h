@@ -4,7 +4,7 @@
 // state tuning. Its layout is the wkv state's, [head][value p][key q].
 #include <cstdint>
 
-#include "rwkv.h"
+#include "model/runner.h"
 
 namespace rwkv {
 

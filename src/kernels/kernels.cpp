@@ -1,32 +1,14 @@
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "quant.h"
-#include "simd.h"
-#include "threads.h"
+#include "kernels/simd.h"
+#include "kernels/threads.h"
 
 namespace rwkv {
-
-size_t Matrix::bytes() const {
-  if (is_quantized(dtype)) return quant_bytes(dtype, size_t(rows), size_t(cols));
-  return size_t(rows) * size_t(cols) * dtype_size(dtype);
-}
-
-void Matrix::row(int r, float* out) const {
-  if (dtype == DType::F32) {
-    std::memcpy(out, f32() + size_t(r) * cols, sizeof(float) * cols);
-  } else if (is_quantized(dtype)) {
-    const size_t nb = size_t(cols) / kQuantBlock;
-    dequantize_row(dtype, q() + quant_q_bytes(dtype, size_t(r), size_t(cols)), scale + size_t(r) * nb, cols, out);
-  } else {
-    const uint16_t* p = bf16() + size_t(r) * cols;
-    for (int c = 0; c < cols; ++c) out[c] = bf16_to_f32(p[c]);
-  }
-}
 
 namespace kernels {
 

@@ -1,7 +1,7 @@
-#include "model.h"
+#include "model/model.h"
 
-#include "format.h"
-#include "quant.h"
+#include "formats/rwkv_file.h"
+#include "base/dtype.h"
 
 #include <algorithm>
 #include <cmath>
@@ -105,7 +105,7 @@ class Loader {
       if (cols % kQuantBlock || reinterpret_cast<uintptr_t>(t.data) % alignof(float))
         throw Error("tensor '" + t.name + "' (" + dtype_name(t.dtype) + ", shape " + shape_string(t.shape) +
                     "): the columns must be a multiple of 32 and the data 4-byte aligned");
-      out.scale = reinterpret_cast<const float*>(t.data + quant_q_bytes(t.dtype, rows, cols));
+      out.scale = reinterpret_cast<const float*>(t.data + matrix_value_bytes(t.dtype, rows, cols));
       const size_t n = size_t(rows) * (cols / kQuantBlock);
       for (size_t i = 0; i < n; ++i)
         if (!std::isfinite(out.scale[i]))
@@ -178,12 +178,6 @@ void check_finite(const TensorInfo& t) {
   if (bad >= 0) throw Error("tensor '" + t.name + "' holds NaN or infinite values (first at element " + std::to_string(bad) + ")");
 }
 
-uint16_t f32_to_bf16(float f) {  // round to nearest even; the weights are finite
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return uint16_t((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
-}
-
 // `in` converted to type `to`. Row by row into the bytes `in` occupies when the result is
 // no larger and `mine` says nobody else reads them (each row is copied out before its
 // slot is written, and a row's output never reaches rows not yet read), else into a new
@@ -199,27 +193,17 @@ Matrix convert(const Matrix& in, DType to, bool mine, std::vector<std::vector<ui
     dst = owned.emplace_back(bytes).data();
   }
   std::vector<float> row(cols);
-  if (is_quantized(to)) {
-    const size_t nb = cols / kQuantBlock, rq = quant_q_bytes(to, 1, cols);
-    std::vector<float> scales(rows * nb);  // written last: their place may hold rows not yet read
-    for (size_t r = 0; r < rows; ++r) {
-      in.row(int(r), row.data());
-      quantize_row(to, row.data(), int(cols), dst + r * rq, scales.data() + r * nb);
-    }
+  const TypeTraits& tt = type_traits(to);
+  const size_t nb = cols / kQuantBlock, rq = matrix_value_bytes(to, 1, cols);
+  // Quantized: the scales are written last, as their place may hold rows not yet read.
+  std::vector<float> scales(tt.quantized ? rows * nb : 0);
+  for (size_t r = 0; r < rows; ++r) {
+    in.row(int(r), row.data());
+    tt.from_float(row.data(), int(cols), dst + r * rq, tt.quantized ? scales.data() + r * nb : nullptr);
+  }
+  if (tt.quantized) {
     std::memcpy(dst + rows * rq, scales.data(), scales.size() * sizeof(float));
     out.scale = reinterpret_cast<const float*>(dst + rows * rq);
-  } else {
-    for (size_t r = 0; r < rows; ++r) {
-      in.row(int(r), row.data());
-      if (to == DType::F32) {
-        std::memcpy(dst + r * cols * 4, row.data(), cols * 4);
-      } else {
-        for (size_t c = 0; c < cols; ++c) {
-          const uint16_t h = f32_to_bf16(row[c]);
-          std::memcpy(dst + (r * cols + c) * 2, &h, 2);
-        }
-      }
-    }
   }
   out.data = dst;
   return out;

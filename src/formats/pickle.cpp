@@ -1,9 +1,9 @@
-#include "pickle.h"
+#include "formats/pickle.h"
 
 #include <memory>
 #include <unordered_map>
 
-#include "bytes.h"
+#include "base/bytes.h"
 
 namespace rwkv {
 namespace {

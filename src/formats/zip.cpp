@@ -1,6 +1,6 @@
-#include "zip.h"
+#include "formats/zip.h"
 
-#include "bytes.h"
+#include "base/bytes.h"
 
 namespace rwkv {
 namespace {

@@ -6,10 +6,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-#include "bytes.h"
-#include "kernels.h"
+#include "base/bytes.h"
+#include "base/matrix.h"
+#include "formats/checkpoint.h"
 
 namespace rwkv {
 
@@ -23,6 +25,11 @@ struct Config {
   // Floats per layer in a State: att_x_prev (C), S (H, N, N), ffn_x_prev (C).
   size_t layer_state_size() const { return size_t(2) * C + size_t(H) * N * N; }
   size_t state_size() const { return size_t(n_layer) * layer_state_size(); }
+  // The dimensions under the names of a .rwkv file's "config" (docs/format.md).
+  std::vector<std::pair<std::string, int64_t>> entries() const {
+    return {{"n_layer", n_layer}, {"n_embd", C}, {"n_head", H}, {"head_size", N}, {"ffn_size", F},
+            {"vocab_size", V},     {"lora_w", Dw}, {"lora_a", Da}, {"lora_v", Dv},   {"lora_g", Dg}};
+  }
 };
 
 struct LayerWeights {
@@ -51,17 +58,6 @@ struct Weights {
 // they are), F32 / BF16 every matrix. Unset: as in the file (F16 becomes F32).
 struct LoadOptions {
   std::optional<DType> matrices;
-};
-
-// One tensor as the model holds it, under its checkpoint key: what a writer of a
-// converted file needs. Vectors are F32 (with the shape they have in the checkpoint);
-// matrices as held (a quantized one as its blob: q part, then scales).
-struct HeldTensor {
-  std::string name;
-  DType dtype;
-  std::vector<int64_t> shape;
-  const uint8_t* data;
-  size_t bytes;
 };
 
 class Model {

@@ -1,9 +1,9 @@
-#include "textstream.h"
+#include "text/textstream.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "error.h"
+#include "base/error.h"
 
 namespace rwkv {
 

@@ -6,8 +6,8 @@
 #include <span>
 #include <vector>
 
-#include "model.h"
-#include "threads.h"
+#include "model/model.h"
+#include "kernels/threads.h"
 
 namespace rwkv {
 
@@ -59,6 +59,11 @@ class Runner {
   // Runs T <= max_chunk tokens; writes the logits of every row into out (T, V)
   // (AllRows), of the last row into logits_ (LastRow), or none.
   void forward(State& state, const int32_t* tokens, int T, Logits want, float* out);
+  // Layer i's two blocks on the T rows of x_ (docs/computation.md): the attention block
+  // ("att", time mixing) and the feed-forward block ("ffn", channel mixing). Each adds its
+  // output to x_ and updates the layer's part of `state`.
+  void time_mix(int layer, State& state, int T);
+  void channel_mix(int layer, State& state, int T);
 
   const Model& model_;
   const Config c_;

@@ -4,26 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "base/dtype.h"
+
 namespace rwkv {
-
-// F32, F16, BF16: one value per element. Q8_0, Q4_0: block-quantized weight matrices
-// (only ever 2-D, see quant.h), which no checkpoint reader produces from .pth/.safetensors.
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0 };
-
-// Bytes per element of the plain types (F32 4, F16 and BF16 2); 0 for the quantized ones.
-inline size_t dtype_size(DType t) {
-  return t == DType::F32 ? 4 : t == DType::F16 || t == DType::BF16 ? 2 : 0;
-}
-inline const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::Q8_0: return "Q8_0";
-    case DType::Q4_0: return "Q4_0";
-  }
-  return "?";
-}
 
 struct TensorInfo {
   std::string name;
@@ -37,10 +20,18 @@ struct TensorInfo {
   int64_t numel() const;
 };
 
+// One contiguous tensor in memory, under its checkpoint key, with its size in bytes: what
+// a writer takes (a quantized matrix is its blob, q part then scales, see dtype.h).
+struct HeldTensor {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const uint8_t* data;
+  size_t bytes;
+};
+
 std::string shape_string(const std::vector<int64_t>& shape);
 
-// IEEE half to float, exactly (subnormals, infinities and NaN included).
-float f16_to_f32(uint16_t h);
 // The element at storage offset `offset` (in elements, from t.data) as float32.
 float element_f32(const TensorInfo& t, int64_t offset);
 

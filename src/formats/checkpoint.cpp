@@ -1,15 +1,15 @@
-#include "tensor.h"
+#include "formats/checkpoint.h"
 
 #include <algorithm>
 #include <limits>
 #include <unordered_map>
 #include <unordered_set>
 
-#include "bytes.h"
-#include "format.h"
-#include "json.h"
-#include "pickle.h"
-#include "zip.h"
+#include "base/bytes.h"
+#include "formats/rwkv_file.h"
+#include "base/json.h"
+#include "formats/pickle.h"
+#include "formats/zip.h"
 
 namespace rwkv {
 
@@ -32,25 +32,6 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "(";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + (shape.size() == 1 ? ",)" : ")");
-}
-
-float f16_to_f32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-  if (exp == 0x1F) {
-    bits = sign | 0x7F800000 | (man << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  } else if (man == 0) {
-    bits = sign;
-  } else {  // subnormal: normalise
-    exp = 113;
-    while (!(man & 0x400)) man <<= 1, --exp;
-    bits = sign | (exp << 23) | ((man & 0x3FF) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
 }
 
 float element_f32(const TensorInfo& t, int64_t offset) {
