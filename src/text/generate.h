@@ -12,9 +12,10 @@
 
 namespace rwkv {
 
+// Defaults and ranges: the options schema (text/options.h, js/options.mjs).
 struct GenerateOptions {
   SamplerOptions sampler;
-  int max_tokens = 200;                   // tokens to generate at most (>= 0)
+  int max_tokens = int(option_defaults::generate_max_tokens);  // tokens to generate at most
   std::vector<int32_t> stop_tokens;       // ids that end generation (not emitted, not fed)
   std::vector<std::string> stop_strings;  // end generation when the text contains one (not emitted)
   bool stop_at_end_of_text = true;        // token 0 ends generation
