@@ -12,7 +12,7 @@ const usage = `usage:
   node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
       [--quant int8|q4|bf16|f32]
       writes the logits after every token as raw little-endian float32 rows (T x V),
-      and optionally the final state (SPEC layout)
+      and optionally the final state (layout: docs/computation.md#the-state)
   node js/cli.mjs tokenize --vocab FILE --text TEXT
       prints the token ids as a JSON array
   node js/cli.mjs generate --model FILE|URL [--vocab FILE|URL] --prompt TEXT [--max-tokens N]

@@ -14,7 +14,7 @@ export { clearCache } from './sources.mjs';
 
 const workerUrl = new URL('./worker.mjs', import.meta.url);
 
-/** Sampling defaults as RWKV chat users know them (SPEC §5). */
+/** Sampling defaults as RWKV chat users know them (docs/sampling.md#options). */
 export const defaultGenerateOptions = Object.freeze({
   maxTokens: 200, temperature: 1.0, topP: 0.3, topK: 0, minP: 0,
   presencePenalty: 0.5, frequencyPenalty: 0.5, penaltyDecay: 0.996,

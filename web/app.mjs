@@ -13,7 +13,7 @@ const TURN_END = '\n\n';
 
 const SAMPLING_KEYS = ['temperature', 'topP', 'topK', 'minP', 'presencePenalty', 'frequencyPenalty', 'penaltyDecay', 'maxTokens', 'seed', 'stop', 'banEndOfText'];
 const MODE_DEFAULTS = {
-  // RWKV chat defaults (SPEC §5); a reply ends at a blank line.
+  // RWKV chat defaults (docs/sampling.md#options); a reply ends at a blank line.
   chat: {
     temperature: defaultGenerateOptions.temperature, topP: defaultGenerateOptions.topP, topK: defaultGenerateOptions.topK,
     minP: defaultGenerateOptions.minP, presencePenalty: defaultGenerateOptions.presencePenalty,
