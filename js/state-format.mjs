@@ -1,5 +1,5 @@
 // Saved session states (docs/state-format.md): a 32-byte header, then the state's floats
-// (little-endian float32) in the core's layout (docs/computation.md, "The state").
+// (little-endian float32) in the core's layout (docs/computation.md#the-state).
 //   0  8 bytes  magic "RWKVST\0\1"
 //   8  uint32   format version (1)
 //  12  uint32   n_layer

@@ -1,7 +1,8 @@
 #pragma once
 // The generation loop: prefill the prompt, then sample + step until a stop condition,
 // delivering text piece by piece. Pull-based: each next() does one token, so a caller
-// (the JS worker) can yield, stream and abort between tokens.
+// (the JS worker) can yield, stream and abort between tokens. The order of the steps and
+// the stop rules: docs/sampling.md#the-generation-loop.
 #include <string>
 #include <vector>
 

@@ -1,5 +1,5 @@
 #pragma once
-// Token sampling as RWKV users know it (SPEC §5, ChatRWKV's `sample_logits` and
+// Token sampling as RWKV users know it (docs/sampling.md; ChatRWKV's `sample_logits` and
 // `generate`), with a seeded generator so that a seed gives the same tokens natively and
 // in WebAssembly.
 //
