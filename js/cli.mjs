@@ -244,8 +244,10 @@ async function main() {
   const [cmd, ...rest] = process.argv.slice(2);
   const run = commands[cmd];
   if (!run) {
-    console.error(cmd && cmd !== '--help' ? `unknown command '${cmd}'\n${usage}` : usage);
-    process.exit(cmd && cmd !== '--help' ? 2 : 0);
+    const help = !cmd || cmd === '--help' || cmd === '-h';
+    if (help) console.log(usage);
+    else console.error(`unknown command '${cmd}'\n${usage}`);
+    process.exit(help ? 0 : 2);
   }
   try {
     await run(rest);

@@ -193,9 +193,10 @@ export function createEngine() {
       models.delete(modelId);
     },
 
-    // A vocabulary on its own (tokenize and detokenize without a model).
+    // A vocabulary on its own (tokenize and detokenize without a model): one thread is
+    // enough for the core of an engine that has no model yet.
     async loadVocab({ source, options = {} }, ctx) {
-      await ensureCore(options);
+      await ensureCore({ ...options, threads: options.threads ?? 1 });
       const t = newTokenizer(await readSource(source, options, ctx.signal));
       const id = nextId++;
       vocabularies.set(id, t);
@@ -446,6 +447,15 @@ export function createEngine() {
 
     crash() {
       crashWorker();
+    },
+
+    // Frees everything and ends the core's threads: the end of an engine that runs in the
+    // calling thread (a worker's engine ends with its worker).
+    shutdown() {
+      for (const id of [...models.keys()]) handlers.unloadModel({ modelId: id });
+      for (const id of [...vocabularies.keys()]) handlers.disposeVocab({ vocabId: id });
+      core?.PThread?.terminateAllThreads();
+      core = null;
     },
 
     memory() {

@@ -33,6 +33,11 @@ export interface LoadOptions {
   /** Folder of the built rwkv.js / rwkv.web.mjs and .wasm (default ../build/wasm/ next to js/). */
   wasmBase?: string | URL;
   /**
+   * Run the model in a worker (a Web Worker / worker_threads, default) or, with false, in
+   * the calling thread: no worker to start, but long calls then share this thread's time.
+   */
+  worker?: boolean;
+  /**
    * Convert the weight matrices on load: 'int8' (= 'q8_0': blocks of 32 int8 values with a
    * float scale, the large matrices only), 'q4' (= 'q4_0'), 'bf16' or 'f32' (every matrix).
    * Default: as in the file.
@@ -48,25 +53,48 @@ export interface ModelConfig {
   memoryBytes: number;            // bytes the weights take in the wasm heap
 }
 
+// Defaults, ranges and help of every option: GENERATE_OPTIONS / LOAD_OPTIONS (js/options.mjs),
+// the one options schema (a test checks these declarations against it).
 export interface SamplingOptions {
-  temperature?: number;           // 0 = greedy; default 1.0
-  topP?: number;                  // nucleus; 0 = greedy; default 0.3
-  topK?: number;                  // 0 = off
-  minP?: number;                  // 0 = off
+  temperature?: number;           // >= 0; 0 = greedy; default 1
+  topP?: number;                  // [0, 1]; nucleus; 0 = greedy; default 0.3
+  topK?: number;                  // >= 0; 0 = off
+  minP?: number;                  // [0, 1]; 0 = off
   presencePenalty?: number;       // default 0.5
   frequencyPenalty?: number;      // default 0.5
-  penaltyDecay?: number;          // default 0.996
+  penaltyDecay?: number;          // [0, 1]; default 0.996
   logitBias?: Record<number, number>;
   bannedTokens?: number[];
   seed?: number;                  // same seed, same text (natively and in wasm)
 }
 
 export interface GenerateOptions extends SamplingOptions {
-  maxTokens?: number;             // default 200
+  maxTokens?: number;             // [0, 1e9]; default 200
   stop?: string[];                // stop strings: matched on the text, not emitted
   stopTokens?: number[];
   signal?: AbortSignal;
 }
+
+/** One entry of the options schema. */
+export interface OptionInfo {
+  name: string;
+  label?: string;
+  type: 'number' | 'integer' | 'string[]' | 'integer[]' | 'map' | 'string' | 'boolean' | 'enum';
+  default?: unknown;
+  min?: number; max?: number;     // inclusive; Infinity: any finite number
+  values?: string[];              // what an 'enum' accepts
+  core?: string;                  // 'struct.field' in the C++ core
+  flag?: string;                  // the CLI flag, without dashes
+  openai?: string;                // the name in OpenAI-style requests
+  ui?: { min: number; max: number; step: number; slider?: boolean };
+  help: string;
+}
+export declare const GENERATE_OPTIONS: readonly OptionInfo[];
+export declare const LOAD_OPTIONS: readonly OptionInfo[];
+/** Settings over the defaults for a purpose: chat (a reply ends at a blank line) and completion. */
+export declare const PRESETS: Readonly<{ chat: GenerateOptions; completion: GenerateOptions }>;
+/** An error message for a value outside its option's type or range, or null. */
+export declare function checkValue(option: OptionInfo, value: unknown): string | null;
 
 export interface GenerateResult {
   text: string;
@@ -84,10 +112,20 @@ export interface Generation extends AsyncIterable<string> {
   text(): Promise<string>;
 }
 
-export declare const defaultGenerateOptions: Readonly<Required<Omit<GenerateOptions, 'signal' | 'seed' | 'logitBias' | 'bannedTokens'>>>;
+export declare const defaultGenerateOptions: Readonly<Required<Omit<GenerateOptions, 'signal' | 'seed'>>>;
 
 export declare function load(source: Source, options?: LoadOptions): Promise<Model>;
 export declare function clearCache(options?: { cacheDir?: string }): Promise<void>;
+/** A vocabulary on its own (tokenizing without a model), in a worker of its own. */
+export declare function loadVocab(source: Source, options?: { signal?: AbortSignal; worker?: boolean; cache?: boolean; cacheDir?: string }): Promise<Vocabulary>;
+
+export declare class Vocabulary {
+  /** Tokens in the vocabulary (the highest id + 1). */
+  readonly size: number;
+  tokenize(text: string): Promise<number[]>;
+  detokenize(tokens: ArrayLike<number>): Promise<string>;
+  dispose(): Promise<void>;
+}
 
 export declare class Model {
   readonly config: ModelConfig;
@@ -100,13 +138,19 @@ export declare class Model {
   detokenize(tokens: ArrayLike<number>): Promise<string>;
   sample(logits: ArrayLike<number>, options?: SamplingOptions): Promise<number>;
   memory(): Promise<{ wasmHeapBytes: number; heapUsedBytes: number; models: number; sessions: number }>;
+  /**
+   * Node: writes the model as a .rwkv file (docs/format.md), weights as held (after
+   * `quant`), with a vocabulary (default: the one embedded in its file) and metadata.
+   */
+  save(path: string, options?: { vocab?: Source; metadata?: Record<string, string> }): Promise<{ bytes: number; vocabBytes: number; dtype: string }>;
   dispose(): Promise<void>;
 }
 
 export declare class Session {
   readonly model: Model;
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Generation;
-  prefill(tokens: ArrayLike<number>, options?: { signal?: AbortSignal }): Promise<Float32Array>;
+  /** The last token's logits (V), or with `all` the logits after every token (T * V). */
+  prefill(tokens: ArrayLike<number>, options?: { signal?: AbortSignal; all?: boolean }): Promise<Float32Array>;
   step(token: number): Promise<Float32Array>;
   reset(): Promise<void>;
   fork(): Promise<Session>;

@@ -29,8 +29,9 @@ async function startEngine(inThread) {
   if (!inThread) return spawnWorker(workerScript(workerUrl));
   const { createEngine } = await import('./engine.mjs');
   const [mine, theirs] = inThreadEndpoints();
-  serve(theirs, createEngine());
-  return mine;
+  const engine = createEngine();
+  serve(theirs, engine);
+  return { ...mine, terminate: () => { engine.shutdown(); mine.terminate(); } };
 }
 
 // The load options that are schema values, checked: InvalidArgumentError naming the bad one.

@@ -1,10 +1,14 @@
 // A local HTTP server for the tests: serves files from a folder, counts requests, and
-// can send bodies slowly (?slow=MS per 64 KiB chunk) or fail (?status=404).
+// can send bodies slowly (?slow=MS per 64 KiB chunk) or fail (?status=404). Pages,
+// scripts and wasm get their content types; {cors: true} lets any origin read the files
+// (as a CDN does).
 import http from 'node:http';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
-export async function startServer(dir) {
+const TYPES = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+
+export async function startServer(dir, { cors = false } = {}) {
   const counts = new Map();
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
@@ -17,7 +21,10 @@ export async function startServer(dir) {
     }
     const body = readFileSync(file);
     const slow = Number(url.searchParams.get('slow') ?? 0);
-    res.writeHead(200, { 'content-length': body.length, 'content-type': 'application/octet-stream' });
+    res.writeHead(200, {
+      'content-length': body.length, 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+      ...(cors ? { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin' } : {}),
+    });
     if (!slow) return res.end(body);
     for (let i = 0; i < body.length && !res.destroyed; i += 65536) {
       res.write(body.subarray(i, i + 65536));
