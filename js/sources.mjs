@@ -106,6 +106,55 @@ async function* teeToFile(chunks, file, size) {
   }
 }
 
+// A download that survives dropped connections: when the body breaks off before its
+// announced length, the rest is asked for with an HTTP Range request, validated by the
+// first response's ETag or Last-Modified (If-Range) and by the Content-Range of the
+// answer, a few times with a growing pause. The chunks run on as if nothing happened; a
+// resume that cannot work ends in a LoadError saying what happened: the URL, the bytes
+// received of the total, and the server's answer.
+const MAX_RESUMES = 5;
+const RESUME_PAUSE_MS = 250;
+
+async function* resumableChunks(url, res, body, length, signal, fetchSignal) {
+  const validator = res.headers.get('etag') ?? res.headers.get('last-modified');
+  const canResume = !!validator && res.headers.get('accept-ranges') !== 'none';
+  let got = 0, resumes = 0, why = null;
+  for (;;) {
+    try {
+      if (body) for await (const chunk of streamChunks(body, signal)) {
+        got += chunk.length;
+        yield chunk;
+      }
+      if (got >= length) return;
+      if (body) why = 'the connection closed early';
+    } catch (err) {
+      if (signal?.aborted || err instanceof AbortError) throw err instanceof AbortError ? err : new AbortError('the download was aborted');
+      why = err.message;
+    }
+    const lost = `downloading ${url} stopped after ${got} of ${length} bytes (${why})`;
+    if (!canResume) throw new LoadError(`${lost}, and the server offers no way to resume (no ETag or Last-Modified)`);
+    if (++resumes > MAX_RESUMES) throw new LoadError(`${lost}; ${MAX_RESUMES} attempts to resume failed`);
+    await new Promise((r) => setTimeout(r, RESUME_PAUSE_MS * resumes));
+    let next;
+    try {
+      next = await fetch(url, { signal: fetchSignal, headers: { range: `bytes=${got}-`, 'if-range': validator } });
+    } catch (err) {
+      if (signal?.aborted) throw new AbortError('the download was aborted');
+      body = null;
+      why = err.message;
+      continue;  // counted as an attempt: the network may come back
+    }
+    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(next.headers.get('content-range') ?? '');
+    if (next.status !== 206 || !range || Number(range[1]) !== got || (range[3] !== '*' && Number(range[3]) !== length)) {
+      next.body?.cancel().catch(() => {});
+      const answer = next.status === 200 ? 'HTTP 200 with the whole file: it changed, or the server ignores ranges'
+        : next.status === 206 ? `HTTP 206 with Content-Range '${next.headers.get('content-range')}'` : `HTTP ${next.status} ${next.statusText}`;
+      throw new LoadError(`${lost}; resuming at byte ${got} failed: the server answered ${answer}`);
+    }
+    body = next.body;
+  }
+}
+
 async function openUrl(url, options, signal) {
   const useCache = options.cache !== false;
   if (useCache && isNode && url.startsWith('http')) {
@@ -148,7 +197,7 @@ async function openUrl(url, options, signal) {
     // Cache.put settles only when the whole body arrived; an aborted download stores nothing.
     cache.put(url, new Response(forCache, { headers })).catch(() => {});
   }
-  let chunks = streamChunks(body, signal);
+  let chunks = resumableChunks(url, res, body, length, signal, both);
   if (useCache && isNode && url.startsWith('http')) chunks = teeToFile(chunks, await nodeCachePath(url, options), length);
   return { size: length, chunks, name, cancel: () => inner.abort() };
 }

@@ -1,5 +1,8 @@
 // A local HTTP server for the tests: serves files from a folder, counts requests, and
-// can send bodies slowly (?slow=MS per 64 KiB chunk) or fail (?status=404). Pages,
+// can send bodies slowly (?slow=MS per 64 KiB chunk) or fail (?status=404). Range
+// requests are answered (206, If-Range against the ETag); ?drop=N cuts the connection
+// after N bytes of the first response of a path, ?dropEvery=N of every response,
+// ?noEtag sends no validator, ?changed answers every If-Range as a changed file. Pages,
 // scripts and wasm get their content types; {cors: true} lets any origin read the files
 // (as a CDN does).
 import http from 'node:http';
@@ -19,12 +22,32 @@ export async function startServer(dir, { cors = false } = {}) {
       res.writeHead(status === 200 ? 404 : status).end('not here');
       return;
     }
-    const body = readFileSync(file);
+    const whole = readFileSync(file);
     const slow = Number(url.searchParams.get('slow') ?? 0);
-    res.writeHead(200, {
-      'content-length': body.length, 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+    const etag = `"${whole.length}-${path.basename(file)}"`;
+    const q = (k) => url.searchParams.get(k);
+    const headers = {
+      'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'accept-ranges': 'bytes',
+      ...(q('noEtag') === null ? { etag } : {}),
       ...(cors ? { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin' } : {}),
-    });
+    };
+    let body = whole, code = 200;
+    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    if (range && (req.headers['if-range'] === etag && q('changed') === null)) {
+      const from = Number(range[1]);
+      body = whole.subarray(from);
+      code = 206;
+      headers['content-range'] = `bytes ${from}-${whole.length - 1}/${whole.length}`;
+    }
+    headers['content-length'] = body.length;
+    res.writeHead(code, headers);
+    const cut = q('dropEvery') ?? (counts.get(url.pathname) === 1 ? q('drop') : null);
+    if (cut !== null) {
+      res.write(body.subarray(0, Number(cut)));
+      await new Promise((r) => setTimeout(r, 20));
+      res.socket.destroy();
+      return;
+    }
     if (!slow) return res.end(body);
     for (let i = 0; i < body.length && !res.destroyed; i += 65536) {
       res.write(body.subarray(i, i + 65536));
