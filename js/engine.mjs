@@ -9,9 +9,10 @@
 // steps so that abort requests get in.
 import { instantiateCore, crashWorker, isNode, yieldToEvents } from './host.mjs';
 import { openSource, readSource } from './sources.mjs';
+import { isQuotaError, openModelCache } from './model-cache.mjs';
 import { AbortError, BusyError, InvalidArgumentError, ModelFormatError, OutOfMemoryError, VocabError, RwkvError } from './errors.mjs';
 import { decodeState, encodeState } from './state-format.mjs';
-import { QUANT_TYPES } from './options.mjs';
+import { quantType } from './options.mjs';
 
 /** The largest model a wasm32 heap can take: 4 GB less room for the runtime. */
 const MAX_HEAP_BYTES = 2 ** 32 - 2 ** 24;
@@ -36,14 +37,6 @@ function typed(err, Kind = InvalidArgumentError) {
     return new OutOfMemoryError(`out of memory: ${err.message}. The model and its states must fit in the 4 GB a wasm32 module can address; try a smaller model or fewer sessions.`);
   if (err?.name === 'RwkvError') return new Kind(err.message);
   return err;
-}
-
-/** The weight type a `quant` option names ('' keeps the file's types); InvalidArgumentError for others. */
-export function quantType(quant) {
-  if (quant === undefined || quant === null || quant === '') return '';
-  const dtype = QUANT_TYPES[String(quant).toLowerCase()];
-  if (!dtype) throw new InvalidArgumentError(`unknown quant '${quant}': use one of ${Object.keys(QUANT_TYPES).join(', ')}`);
-  return dtype;
 }
 
 function checkTokens(tokens, V) {
@@ -115,6 +108,27 @@ export function createEngine() {
     }
   }
 
+  // Writes the .rwkv image of a loaded model (weights as held, from the heap) to the model
+  // cache. A failure (storage full, no permission) is reported as a 'warning' event: the
+  // model runs all the same, uncached.
+  async function keepOnDevice(modelCache, url, quant, model, vocabBytes, ctx) {
+    let writer = null;
+    try {
+      const image = checked(model.fileParts(vocabBytes ?? new Uint8Array(0), JSON.stringify({ source: url, quant: quant || 'as in file' })));
+      writer = await modelCache.writer(url, quant);
+      for (let i = 0; i < image.parts.length; i += 2) {
+        const at = image.parts[i], n = image.parts[i + 1];
+        for (let done = 0; done < n; done += 64 << 20) await writer.write(core.HEAPU8.subarray(at + done, at + Math.min(n, done + (64 << 20))));
+      }
+      await writer.commit();
+      ctx.emit('cached', { bytes: image.size });
+    } catch (err) {
+      await writer?.abort().catch(() => {});
+      const why = isQuotaError(err) ? 'the storage is full (its quota is used up)' : err.message;
+      ctx.emit('warning', { message: `the model is not kept on this device: ${why}. It runs, but the next load downloads it again.` });
+    }
+  }
+
   const handlers = {
     async init(options) {
       await ensureCore(options);
@@ -124,10 +138,18 @@ export function createEngine() {
     // The file's bytes stream into one heap block the core then takes over; a source that
     // delivers more or fewer bytes than it announced, or a core that refuses the file,
     // leaves nothing allocated.
+    //
+    // A model from a URL is kept on the device as it was loaded (converted, vocabulary
+    // included: model-cache.mjs) and read from there the next time.
     async loadModel({ source, vocab, options = {} }, ctx) {
-      const quant = quantType(options.quant);
+      let quant = quantType(options.quant);
       await ensureCore(options);
-      const opened = await openSource(source, options, ctx.signal);
+      const modelCache = source.url && /^https?:/.test(source.url) ? await openModelCache(options) : null;
+      const cachedCopy = await modelCache?.lookup(source.url, quant);
+      if (cachedCopy) quant = '';  // the copy holds the weights as they were converted
+      // The raw download is not cached when the converted model will be.
+      const opened = await openSource(cachedCopy ?? source, modelCache ? { ...options, cache: false } : options, ctx.signal);
+      if (cachedCopy) Object.assign(opened, { cached: true, name: source.url.split('?')[0].split('/').pop() });
       const mb = (n) => `${(n / 2 ** 20).toFixed(0)} MB`;
       // _malloc takes a 32-bit size: larger requests would wrap around, so refuse them here.
       const ptr = opened.size < MAX_HEAP_BYTES ? core._malloc(opened.size) : 0;
@@ -164,8 +186,10 @@ export function createEngine() {
       }
       const config = model.config();
       const threads = model.setThreads(coreThreads);  // clamped to what the build can run
-      // A vocabulary passed to load() wins over one embedded in a .rwkv file; a model with
+      // A vocabulary passed to load() wins over one embedded in a .rwkv file (but for the
+      // copy kept on the device, which embeds the one it was loaded with); a model with
       // neither is byte-level when it has 256 tokens, else it has no tokenizer.
+      if (cachedCopy) vocab = undefined;
       let tokenizer = null;
       try {
         tokenizer = newTokenizer(vocab ? await readSource(vocab, options, ctx.signal) : null);
@@ -182,6 +206,7 @@ export function createEngine() {
       }
       const id = nextId++;
       models.set(id, { model, tokenizer, config });
+      if (modelCache && !cachedCopy) await keepOnDevice(modelCache, source.url, quantType(options.quant), model, vocab ? await readSource(vocab, options, ctx.signal) : null, ctx);
       return { modelId: id, config, runtime: { threads, simd: core.simd() }, name: opened.name, hasVocab: !!tokenizer };
     },
 

@@ -8,6 +8,7 @@
 //     (build/*/generated/rwkv_options.h), so the core checks the same ranges.
 // Pure data and small helpers, no I/O: imported by the library, the worker, the CLI and
 // the page alike.
+import { InvalidArgumentError } from './errors.mjs';
 
 /**
  * An option:
@@ -59,6 +60,14 @@ export const GENERATE_OPTIONS = Object.freeze([
 
 /** The quantization names `quant` takes and the weight types they give the matrices. */
 export const QUANT_TYPES = Object.freeze({ int8: 'Q8_0', q8_0: 'Q8_0', q4: 'Q4_0', q4_0: 'Q4_0', bf16: 'BF16', f32: 'F32' });
+
+/** The weight type a `quant` option names ('' keeps the file's types); InvalidArgumentError for others. */
+export function quantType(quant) {
+  if (quant === undefined || quant === null || quant === '') return '';
+  const dtype = QUANT_TYPES[String(quant).toLowerCase()];
+  if (!dtype) throw new InvalidArgumentError(`unknown quant '${quant}': use one of ${Object.keys(QUANT_TYPES).join(', ')}`);
+  return dtype;
+}
 
 /** Threads when none are asked for: the cores there are, at most this many. */
 export const MAX_DEFAULT_THREADS = 4;

@@ -20,8 +20,14 @@ export interface LoadOptions {
    */
   vocab?: Source;
   onProgress?: (p: LoadProgress) => void;
+  /** What did not stop the load (the model could not be kept on the device). Default console.warn. */
+  onWarning?: (message: string) => void;
   signal?: AbortSignal;
-  /** Keep URL downloads in the Cache API (browser) or a cache folder (Node). Default true. */
+  /**
+   * Keep a model from a URL on the device as it was loaded (converted, vocabulary included:
+   * the Origin Private File System in browsers, the cache folder in Node) and read it from
+   * there next time; vocabularies in the Cache API / the folder. Default true.
+   */
   cache?: boolean;
   /** Node: cache folder (default $RWKV_WEB_CACHE or ~/.cache/rwkv-web). */
   cacheDir?: string;
@@ -115,7 +121,10 @@ export interface Generation extends AsyncIterable<string> {
 export declare const defaultGenerateOptions: Readonly<Required<Omit<GenerateOptions, 'signal' | 'seed'>>>;
 
 export declare function load(source: Source, options?: LoadOptions): Promise<Model>;
+/** Empties what is kept on the device: downloads and converted models. */
 export declare function clearCache(options?: { cacheDir?: string }): Promise<void>;
+/** True when load(url, {quant}) would read the model from this device (no download). */
+export declare function isKeptOnDevice(url: string | URL, options?: { quant?: LoadOptions['quant']; cacheDir?: string }): Promise<boolean>;
 /** A vocabulary on its own (tokenizing without a model), in a worker of its own. */
 export declare function loadVocab(source: Source, options?: { signal?: AbortSignal; worker?: boolean; cache?: boolean; cacheDir?: string }): Promise<Vocabulary>;
 

@@ -5,12 +5,12 @@
 //   const chat = await model.createSession();
 //   for await (const piece of chat.generate('User: hi\n\nAssistant:', { stop: ['\n\n'] })) ...
 import { Client, inThreadEndpoints, serve, spawnWorker } from './protocol.mjs';
-import { describeSource } from './sources.mjs';
+import { clearCache as clearDownloads, describeSource } from './sources.mjs';
+import { clearModelCache, isModelKept } from './model-cache.mjs';
 import { AbortError, InvalidArgumentError, WorkerCrashedError } from './errors.mjs';
-import { LOAD_OPTIONS, checkValue } from './options.mjs';
+import { LOAD_OPTIONS, checkValue, quantType } from './options.mjs';
 
 export * from './errors.mjs';
-export { clearCache } from './sources.mjs';
 /** Sampling defaults as RWKV chat users know them (docs/sampling.md), from the options schema. */
 export { checkValue, defaultGenerateOptions, GENERATE_OPTIONS, LOAD_OPTIONS, PRESETS } from './options.mjs';
 
@@ -43,10 +43,28 @@ function checkLoadOptions(options) {
   }
 }
 
-function progressReporter(onProgress) {
-  if (!onProgress) return undefined;
+/**
+ * Empties what the library keeps on this device: downloads (vocabularies, files) and the
+ * converted models (Node: the cache folder; browsers: the Cache API store and the
+ * Origin Private File System folder). options: {cacheDir} (Node).
+ */
+export async function clearCache(options = {}) {
+  await clearModelCache(options);
+  await clearDownloads(options);
+}
+
+/**
+ * True when load(url, {quant}) would read the model from this device (it was loaded from
+ * that URL with that quant before, and kept): no download, works offline.
+ */
+export async function isKeptOnDevice(url, { quant, cacheDir } = {}) {
+  return isModelKept(new URL(String(url), globalThis.location?.href).href, quantType(quant), { cacheDir });
+}
+
+function progressReporter(onProgress, onWarning = (m) => console.warn(`rwkv-web: ${m}`)) {
   return (event, data) => {
-    if (event !== 'progress') return;
+    if (event === 'warning') onWarning(data.message);
+    if (event !== 'progress' || !onProgress) return;
     const seconds = data.elapsedMs / 1000;
     const rate = seconds > 0 ? data.loaded / seconds : 0;
     onProgress({ ...data, fraction: data.total ? data.loaded / data.total : 0, bytesPerSecond: rate,
@@ -62,7 +80,10 @@ function progressReporter(onProgress) {
  * @param options {vocab, onProgress, signal, wasmBase, worker} and the LOAD_OPTIONS of the
  *   options schema (quant, threads, cache, cacheDir; js/options.mjs says what each does).
  *   worker: false runs the engine in the calling thread (no worker; long calls then share
- *   this thread's time), default true.
+ *   this thread's time), default true. onWarning(message): what did not stop the load
+ *   (the model could not be kept on the device); default console.warn.
+ *   A model from a URL is kept on the device as it was loaded (after `quant`, with its
+ *   vocabulary) unless cache is false, and read from there next time.
  */
 export async function load(source, options = {}) {
   checkLoadOptions(options);
@@ -86,12 +107,12 @@ export class Model {
   }
 
   async #start(signal, onProgress) {
-    const { onProgress: _p, signal: _s, vocab, worker = true, ...rest } = this.#options;
+    const { onProgress: _p, onWarning, signal: _s, vocab, worker = true, ...rest } = this.#options;
     const client = new Client(await startEngine(worker === false));
     try {
       this.#info = await client.call('loadModel', {
         source: this.#source, vocab: vocab ? describeSource(vocab) : undefined, options: rest,
-      }, { signal, onEvent: progressReporter(onProgress), transfer: this.#source.bytes ? [this.#source.bytes] : [] });
+      }, { signal, onEvent: progressReporter(onProgress, onWarning), transfer: this.#source.bytes ? [this.#source.bytes] : [] });
     } catch (err) {
       client.terminate();
       throw err;

@@ -1,14 +1,13 @@
 // The demo page: chat and completion with an RWKV-7 model running in a Web Worker
 // (js/rwkv.mjs). No framework, no build step.
 import {
-  load, clearCache, checkValue, defaultGenerateOptions, GENERATE_OPTIONS, PRESETS,
+  load, clearCache, checkValue, isKeptOnDevice, defaultGenerateOptions, GENERATE_OPTIONS, PRESETS,
   AbortError, BusyError, InvalidArgumentError, LoadError, ModelFormatError, OutOfMemoryError, VocabError, WorkerCrashedError,
 } from '../js/rwkv.mjs';
 import * as store from './store.mjs';
 
 const DEFAULT_MODEL_URL = 'https://huggingface.co/BlinkDL/rwkv7-g1/resolve/main/rwkv7-g1a-0.1b-20250728-ctx4096.pth';
 const DEFAULT_VOCAB_URL = 'https://raw.githubusercontent.com/BlinkDL/ChatRWKV/main/tokenizer/rwkv_vocab_v20230424.txt';
-const FILES_CACHE = 'rwkv-web-files-v1';  // the library's Cache API store (js/sources.mjs)
 const TURN_END = '\n\n';
 
 // The sampling controls and their limits come from the options schema (js/options.mjs):
@@ -242,22 +241,12 @@ function absolute(url) {
 }
 
 /** Whether the library has this URL in its download cache (so loading needs no network). */
-async function isCached(url) {
-  const abs = absolute(url);
-  if (!abs || !/^https?:/.test(abs) || typeof caches === 'undefined') return false;
-  try {
-    if (!(await caches.has(FILES_CACHE))) return false;
-    return !!(await (await caches.open(FILES_CACHE)).match(abs));
-  } catch {
-    return false;
-  }
-}
-
+// The model at the URL is kept on this device as it would be loaded now (the same quant):
+// the converted model with its vocabulary, so no download is needed.
 async function showOfflineNote() {
   const src = modelSource();
-  const vocab = vocabSource();
-  let ok = typeof src === 'string' && await isCached(src);
-  if (ok && typeof vocab === 'string') ok = await isCached(vocab);
+  const abs = typeof src === 'string' ? absolute(src) : null;
+  const ok = !!abs && /^https?:/.test(abs) && await isKeptOnDevice(abs, { quant: prefs.quant || undefined }).catch(() => false);
   ui.modelOffline.hidden = !ok;
   return ok;
 }

@@ -32,10 +32,10 @@ test('a connection dropped mid-download is resumed; progress keeps counting; sam
     assert.ok(seen.every((v, i) => i === 0 || v >= seen[i - 1]), 'progress never goes back');
     assert.equal(seen.at(-1), size);
     assert.equal(server.counts.get(`/${file}`), 2, 'one request, one resume');
-    // The completed download is cached (whole), as an uninterrupted one would be.
-    const cached = readdirSync(cacheDir).filter((f) => !f.endsWith('.part'));
-    assert.equal(cached.length, 1);
-    assert.equal(statSync(path.join(cacheDir, cached[0])).size, size);
+    // The model is kept on the device (as loaded: a .rwkv image), as after an uninterrupted download.
+    const kept = readdirSync(path.join(cacheDir, 'models'));
+    assert.equal(kept.length, 1);
+    assert.match(kept[0], /\.rwkv$/);
   } finally {
     await model.dispose();
     await again.dispose();
@@ -55,7 +55,7 @@ test('when resuming cannot work the error says why, with the bytes received; not
     assert.ok(err instanceof rwkv.LoadError, `${flag}: ${err}`);
     assert.match(err.message, pattern);
     assert.ok(err.message.includes(url) && err.message.includes(`of ${size} bytes`));
-    assert.deepEqual(readdirSync(cacheDir), [], `${flag}: a partial download was kept`);
+    assert.deepEqual(readdirSync(cacheDir), [], `${flag}: something of a failed download was kept`);
   }
   // Every resume cut off again: a few attempts, then the error.
   const before = server.counts.get(`/${file}`) ?? 0;
@@ -63,4 +63,34 @@ test('when resuming cannot work the error says why, with the bytes received; not
   assert.ok(err instanceof rwkv.LoadError);
   assert.match(err.message, /stopped after \d+ of \d+ bytes .*5 attempts to resume failed/);
   assert.equal(server.counts.get(`/${file}`) - before, 6);
+});
+
+test('the converted model is what is kept: one entry per quant, read back without converting; a cache that cannot be written warns, the model runs', { skip: skipNoFixtures }, async () => {
+  const cacheDir = mkdtempSync(path.join(tmpdir(), 'rwkv-kept-'));
+  const url = `${server.base}/${file}`;
+  const first = await rwkv.load(url, { cacheDir, quant: 'int8' });
+  const want = await logitsOf(first);
+  await first.dispose();
+  const [entry] = readdirSync(path.join(cacheDir, 'models'));
+  assert.match(entry, /\.Q8_0\.rwkv$/);
+  const requests = server.counts.get(`/${file}`);
+  const again = await rwkv.load(url, { cacheDir, quant: 'int8' });
+  assert.equal(server.counts.get(`/${file}`), requests, 'read from the device');
+  assert.equal(again.config.dtype, 'Q8_0');
+  assert.deepEqual(await logitsOf(again), want);
+  await again.dispose();
+  const plain = await rwkv.load(url, { cacheDir });  // another quant: another entry
+  assert.equal(plain.config.dtype, 'BF16');
+  await plain.dispose();
+  assert.equal(readdirSync(path.join(cacheDir, 'models')).length, 2);
+
+  const warnings = [];
+  const blocked = path.join(cacheDir, 'models', entry);  // a file where a folder should be
+  const m = await rwkv.load(url, { cacheDir: blocked, onWarning: (w) => warnings.push(w) });
+  const local = await rwkv.load(path.join(fixtureDir, file));
+  assert.deepEqual(await logitsOf(m), await logitsOf(local));
+  await m.dispose();
+  await local.dispose();
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /not kept on this device: .*It runs, but the next load downloads it again/);
 });

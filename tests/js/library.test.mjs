@@ -48,8 +48,10 @@ test('loads from a path, bytes, a Blob and a URL, and matches the golden run', {
   }
 });
 
+// What is kept is the model as loaded (a .rwkv image under models/: js/model-cache.mjs).
 test('reports progress and caches a finished download, never a partial one', { skip: skipNoFixtures }, async () => {
-  const url = `${server.base}/fix-L3-C64-H2.pth?slow=5`;
+  // Slow enough that the progress events (at most every 100 ms) come before the end.
+  const url = `${server.base}/fix-L3-C64-H2.pth?slow=40`;
   const events = [];
   const ac = new AbortController();
   await assert.rejects(rwkv.load(url, {
@@ -68,9 +70,14 @@ test('reports progress and caches a finished download, never a partial one', { s
   assert.equal(last.total, size);
   assert.equal(last.fraction, 1);
   assert.ok(progress.every((p, i) => i === 0 || p.loaded >= progress[i - 1].loaded));
+  assert.deepEqual(readdirSync(cacheDir), ['models']);
+  assert.equal(readdirSync(path.join(cacheDir, 'models')).filter((f) => f.endsWith('.rwkv')).length, 1);
   const before = server.counts.get('/fix-L3-C64-H2.pth');
-  const m2 = await rwkv.load(url, { cacheDir });
+  const cachedProgress = [];
+  const m2 = await rwkv.load(url, { cacheDir, onProgress: (p) => cachedProgress.push(p) });
   assert.equal(server.counts.get('/fix-L3-C64-H2.pth'), before, 'second load comes from the cache');
+  assert.ok(cachedProgress.at(-1).cached);
+  assert.equal(m2.name, 'fix-L3-C64-H2.pth');
   await expectLogits(m2);
   await m2.dispose();
   await rwkv.clearCache({ cacheDir });
