@@ -83,7 +83,10 @@ function thinkingMode(format, formatName, thinking) {
  * Builds the prompt for `messages` (OpenAI's shape: {role: 'system' | 'developer' |
  * 'user' | 'assistant', content: string | [{type: 'text', text}]}). Options: format
  * (a name of FORMATS, default 'g1'), thinking (false, true, or a mode name: 'short',
- * 'long', 'skip', ...), intro (false leaves out the format's intro turns). A final
+ * 'long', 'skip', ...), intro (false leaves out the format's intro turns), completeTag
+ * (true: where the prompt ends inside a tag, " <think" or "</think", the prompt gets
+ * the rest of it, ">", instead of leaving it to the model; for generation under a
+ * grammar, which would not allow the model to write it). A final
  * assistant message is continued: the prompt ends with its text, and the model goes on.
  * Returns {prompt, stop, thinking (the mode's name), thoughts: the options of a
  * ThoughtSplitter for the generated text}. Throws InvalidArgumentError naming the
@@ -113,14 +116,16 @@ export function chatPrompt(messages, options = {}) {
   }
   if (format.intro && options.intro !== false && !turns.some((t) => t.role === 'system'))
     turns.unshift(...format.intro.map((m) => ({ role: m.role, text: m.content })));
-  const written = turns.map((t) => `${format.roles[t.role]}:${t.text ? ` ${t.text}` : ''}`);
+  const lines = turns.map((t) => `${format.roles[t.role]}:${t.text ? ` ${t.text}` : ''}`);
   const prompt = continuing
-    ? written.join(format.separator)
-    : `${written.join(format.separator)}${format.separator}${format.roles.assistant}:${mode.assistant}`;
+    ? lines.join(format.separator)
+    : `${lines.join(format.separator)}${format.separator}${format.roles.assistant}:${mode.assistant}`;
   const tag = mode.inThought ? format.thoughts.open : format.thoughts.close;
-  const pending = continuing ? '' : restOfTag(mode.assistant, tag);
+  let pending = continuing ? '' : restOfTag(mode.assistant, tag);
+  let written = prompt;
+  if (options.completeTag && pending) [written, pending] = [prompt + pending, ''];
   return {
-    prompt,
+    prompt: written,
     stop: [...format.stop],
     thinking: continuing ? 'off' : modeName,
     thoughts: { ...format.thoughts, inThought: !continuing && mode.inThought, pending, detect: !continuing && modeName === 'off' },

@@ -39,6 +39,9 @@ test('G1 thinking modes', () => {
     assert.equal(r.thoughts.pending, mode === 'off' ? '' : '>', mode);
   }
   assert.equal(chatPrompt(ask, { thinking: true }).prompt, expect.on[0]);
+  const closed = chatPrompt(ask, { thinking: 'skip', completeTag: true });
+  assert.equal(closed.prompt, 'User: Why?\n\nAssistant: <think>\n</think>');
+  assert.equal(closed.thoughts.pending, '');
   assert.equal(chatPrompt(ask, { thinking: false }).prompt, expect.off[0]);
   // The suffix goes to the last user message, even with a system message after it.
   assert.equal(chatPrompt([...ask, { role: 'system', content: 'Be brief.' }], { thinking: 'short' }).prompt,
