@@ -23,6 +23,7 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -245,19 +246,22 @@ async function tinyModels() {
   const src = out['tiny-L2-C32-H2.bf16.pth'];
   if (src) {
     try {
-      const { loadCore, modelFromChunks, checked } = await import(pathToFileURL(path.join(root, 'js', 'core.mjs')).href);
-      const core = await loadCore();
-      for (const quant of ['', 'int8', 'q4']) {
-        const model = await modelFromChunks(core, [src], src.length, undefined, quant);
-        try {
-          const vocab = quant === 'int8' ? fx.fixtureVocab(260) : '';
-          const { parts } = checked(model.fileParts(vocab, JSON.stringify({ source: 'tiny-L2-C32-H2.bf16.pth' })));
-          const bufs = [];
-          for (let i = 0; i < parts.length; i += 2) bufs.push(Buffer.from(core.HEAPU8.subarray(parts[i], parts[i] + parts[i + 1])));
-          out[`tiny-L2-C32-H2.converted${quant ? `.${quant}` : ''}.rwkv`] = Buffer.concat(bufs);
-        } finally {
-          model.delete();
+      const { load } = await import(pathToFileURL(path.join(root, 'js', 'rwkv.mjs')).href);
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rwkv-prepare-'));
+      try {
+        for (const quant of ['', 'int8', 'q4']) {
+          const model = await load(new Uint8Array(src), { quant: quant || undefined, threads: 1 });
+          try {
+            const file = path.join(tmp, 'out.rwkv');
+            const vocab = quant === 'int8' ? new TextEncoder().encode(fx.fixtureVocab(260)) : undefined;
+            await model.save(file, { vocab, metadata: { source: 'tiny-L2-C32-H2.bf16.pth' } });
+            out[`tiny-L2-C32-H2.converted${quant ? `.${quant}` : ''}.rwkv`] = fs.readFileSync(file);
+          } finally {
+            await model.dispose();
+          }
         }
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
       }
     } catch (err) {
       console.error(`prepare: no seeds converted by the core (${err.message})`);

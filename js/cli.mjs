@@ -1,47 +1,54 @@
 #!/usr/bin/env node
-// rwkv-web command line: runs the wasm core under Node.
-//   node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
+// rwkv-web command line. Every command is a user of the public library (rwkv.mjs): the
+// model runs in its worker as in any Node script, and the options, their flags, ranges
+// and help come from the options schema (options.mjs).
 import { parseArgs } from 'node:util';
-import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { checked, loadCore, modelFromFile, quantCode } from './core.mjs';
-import { load, defaultGenerateOptions } from './rwkv.mjs';
+import { load, loadVocab } from './rwkv.mjs';
+import { GENERATE_OPTIONS, LOAD_OPTIONS, PRESETS, cliFlags, flagHelp, parseFlags } from './options.mjs';
+import { STATE_HEADER_BYTES } from './state-format.mjs';
+
+const LOAD_FLAGS = LOAD_OPTIONS.filter((o) => o.name !== 'cacheDir');
 
 const usage = `usage:
-  node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
-      [--quant int8|q4|bf16|f32]
-      writes the logits after every token as raw little-endian float32 rows (T x V),
-      and optionally the final state (SPEC layout)
-  node js/cli.mjs tokenize --vocab FILE --text TEXT
-      prints the token ids as a JSON array
-  node js/cli.mjs generate --model FILE|URL [--vocab FILE|URL] --prompt TEXT [--max-tokens N]
-      [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--presence-penalty X]
-      [--frequency-penalty X] [--penalty-decay D] [--stop STR]... [--seed S] [--ban ID,ID...]
-      [--state-file FILE] [--no-cache] [--quant int8|q4|bf16|f32]
+  node js/cli.mjs generate --model FILE|URL [--vocab FILE|URL] --prompt TEXT [options]
       streams the generated text to stdout
-  node js/cli.mjs chat --model FILE|URL --vocab FILE|URL [sampling options as for generate]
+  node js/cli.mjs chat --model FILE|URL [--vocab FILE|URL] [options]
       interactive chat (User:/Assistant:), the model state kept between turns;
       /reset starts over, /save FILE and /load FILE keep a conversation's state, /exit ends
+  node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
+      writes the logits after every token as raw little-endian float32 rows (T x V), and
+      optionally the final state as raw floats (docs/state-format.md, without the header)
+  node js/cli.mjs tokenize --vocab FILE --text TEXT
+      prints the token ids as a JSON array
   node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]
       writes the model IN (.pth, .safetensors or .rwkv) as a .rwkv file (docs/format.md):
       weights as --quant converts them (default: as they are), the vocabulary embedded
   node js/cli.mjs bench [--model FILE] [--threads 1,2] [--precisions keep,int8,q4] [--json] [--skip-build]
       decode and prefill tokens/s, natively and as wasm, bytes read per token against the
       measured memory bandwidth, peak memory (docs/bench.md); the model defaults to a random
-      one of the published 0.1B shape, made when absent`;
+      one of the published 0.1B shape, made when absent
+
+  generation options (generate, chat):
+${flagHelp(GENERATE_OPTIONS)}
+      --state-file FILE         start from a state-tuning file (blocks.N.att.time_state)
+  loading options (generate, chat, logits, convert):
+${flagHelp(LOAD_FLAGS)}`;
 
 class UsageError extends Error {}
 
-/** --quant: how to hold the weight matrices (see quantCode in core.mjs); '' keeps them. */
-function quantOption(values) {
-  const quant = values.quant ?? '';
+/** The schema options given on the command line (`--stop '\n\n'` takes \n and \t escapes). */
+function schemaValues(values, schema) {
+  let out;
   try {
-    quantCode(quant);
+    out = parseFlags(values, schema);
   } catch (err) {
-    throw new UsageError(`--quant: ${err.message}`);
+    throw new UsageError(err.message);
   }
-  return quant;
+  if (out.stop) out.stop = out.stop.map((s) => s.replace(/\\n/g, '\n').replace(/\\t/g, '\t'));
+  return out;
 }
 
 function parseTokens(text) {
@@ -51,69 +58,6 @@ function parseTokens(text) {
     if (!Number.isInteger(v)) throw new UsageError(`--tokens: '${s}' is not an integer token id`);
     return v;
   });
-}
-
-async function logits(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' }, tokens: { type: 'string' }, out: { type: 'string' },
-      mode: { type: 'string', default: 'step' }, 'state-out': { type: 'string' }, quant: { type: 'string' },
-    },
-  });
-  if (!values.model || !values.out) throw new UsageError('--model and --out are required');
-  if (values.mode !== 'step' && values.mode !== 'prefill') throw new UsageError(`--mode must be step or prefill, not '${values.mode}'`);
-  const tokens = parseTokens(values.tokens);
-  const core = await loadCore();
-  const model = await modelFromFile(core, values.model, undefined, quantOption(values));
-  const state = model.newState();
-  try {
-    const V = model.config().vocabSize;
-    const rows = new Float32Array(tokens.length * V);
-    if (values.mode === 'step') {
-      tokens.forEach((t, i) => rows.set(model.step(state, t), i * V));
-    } else {
-      rows.set(checked(model.prefillAll(state, Int32Array.from(tokens))));
-    }
-    await writeFile(values.out, new Uint8Array(rows.buffer));
-    if (values['state-out']) await writeFile(values['state-out'], Uint8Array.from(new Uint8Array(state.data().slice().buffer)));
-  } finally {
-    state.delete();
-    model.delete();
-  }
-}
-
-const samplingOptions = {
-  model: { type: 'string' }, vocab: { type: 'string' }, 'max-tokens': { type: 'string' },
-  temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'top-k': { type: 'string' }, 'min-p': { type: 'string' },
-  'presence-penalty': { type: 'string' }, 'frequency-penalty': { type: 'string' }, 'penalty-decay': { type: 'string' },
-  stop: { type: 'string', multiple: true }, seed: { type: 'string' }, 'no-cache': { type: 'boolean' },
-  'state-file': { type: 'string' }, ban: { type: 'string' }, quant: { type: 'string' },
-};
-
-function number(values, name, { integer = false } = {}) {
-  const text = values[name];
-  if (text === undefined) return undefined;
-  const v = Number(text);
-  if (!Number.isFinite(v) || (integer && !Number.isInteger(v))) throw new UsageError(`--${name}: '${text}' is not ${integer ? 'an integer' : 'a number'}`);
-  return v;
-}
-
-function generateOptions(values, defaults = {}) {
-  const opts = { ...defaults };
-  const set = (key, v) => { if (v !== undefined) opts[key] = v; };
-  set('maxTokens', number(values, 'max-tokens', { integer: true }));
-  set('temperature', number(values, 'temperature'));
-  set('topP', number(values, 'top-p'));
-  set('topK', number(values, 'top-k', { integer: true }));
-  set('minP', number(values, 'min-p'));
-  set('presencePenalty', number(values, 'presence-penalty'));
-  set('frequencyPenalty', number(values, 'frequency-penalty'));
-  set('penaltyDecay', number(values, 'penalty-decay'));
-  set('seed', number(values, 'seed', { integer: true }));
-  if (values.ban) opts.bannedTokens = parseTokens(values.ban);
-  if (values.stop) opts.stop = [...(opts.stop ?? []), ...values.stop.map((s) => s.replace(/\\n/g, '\n'))];
-  return opts;
 }
 
 /** A progress bar on stderr for downloads and big files (only on a terminal). */
@@ -131,28 +75,58 @@ function progressBar() {
   };
 }
 
+const modelFlags = { model: { type: 'string' }, vocab: { type: 'string' }, ...cliFlags(LOAD_FLAGS) };
+
 async function openModel(values) {
   if (!values.model) throw new UsageError('--model is required');
-  return load(values.model, { vocab: values.vocab, cache: !values['no-cache'], onProgress: progressBar(), quant: quantOption(values) });
+  return load(values.model, { vocab: values.vocab, onProgress: progressBar(), ...schemaValues(values, LOAD_FLAGS) });
+}
+
+async function logits(argv) {
+  const { values } = parseArgs({
+    args: argv, options: {
+    ...modelFlags, tokens: { type: 'string' }, out: { type: 'string' },
+    mode: { type: 'string', default: 'step' }, 'state-out': { type: 'string' },
+    },
+  });
+  if (!values.model || !values.out) throw new UsageError('--model and --out are required');
+  if (values.mode !== 'step' && values.mode !== 'prefill') throw new UsageError(`--mode must be step or prefill, not '${values.mode}'`);
+  const tokens = parseTokens(values.tokens);
+  const model = await openModel(values);
+  try {
+    const session = await model.createSession();
+    const V = model.config.vocabSize;
+    let rows;
+    if (values.mode === 'step') {
+      rows = new Float32Array(tokens.length * V);
+      for (let i = 0; i < tokens.length; ++i) rows.set(await session.step(tokens[i]), i * V);
+    } else {
+      rows = await session.prefill(tokens, { all: true });
+    }
+    await writeFile(values.out, new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength));
+    if (values['state-out']) await writeFile(values['state-out'], (await session.saveState()).subarray(STATE_HEADER_BYTES));
+  } finally {
+    await model.dispose();
+  }
 }
 
 async function tokenize(argv) {
   const { values } = parseArgs({ args: argv, options: { vocab: { type: 'string' }, text: { type: 'string' } } });
   if (!values.vocab || values.text === undefined) throw new UsageError('--vocab and --text are required');
-  const core = await loadCore();
-  const tok = new core.Tokenizer();
+  const vocab = await loadVocab(values.vocab);
   try {
-    checked(tok.loadVocab(await readFile(values.vocab)));
-    console.log(JSON.stringify(Array.from(checked(tok.encode(values.text)))));
+    console.log(JSON.stringify(await vocab.tokenize(values.text)));
   } finally {
-    tok.delete();
+    await vocab.dispose();
   }
 }
 
+const generationFlags = { ...modelFlags, ...cliFlags(GENERATE_OPTIONS), 'state-file': { type: 'string' } };
+
 async function generate(argv) {
-  const { values } = parseArgs({ args: argv, options: { ...samplingOptions, prompt: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { ...generationFlags, prompt: { type: 'string' } } });
   if (values.prompt === undefined) throw new UsageError('--prompt is required');
-  const opts = generateOptions(values);
+  const opts = schemaValues(values, GENERATE_OPTIONS);
   const model = await openModel(values);
   const session = await model.createSession();
   if (values['state-file']) await session.loadStateFile(values['state-file']);
@@ -172,8 +146,8 @@ async function generate(argv) {
 }
 
 async function chat(argv) {
-  const { values } = parseArgs({ args: argv, options: samplingOptions });
-  const opts = generateOptions(values, { stop: ['\n\n'], maxTokens: 500 });
+  const { values } = parseArgs({ args: argv, options: generationFlags });
+  const opts = { ...PRESETS.chat, ...schemaValues(values, GENERATE_OPTIONS) };
   const model = await openModel(values);
   if (!model.hasVocab) throw new UsageError('chat needs --vocab (unless the model is byte-level)');
   const session = await model.createSession();
@@ -220,48 +194,23 @@ async function chat(argv) {
 const mbText = (n) => `${(n / 2 ** 20).toFixed(1)} MB`;
 
 async function convert(argv) {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true, options: { quant: { type: 'string' }, vocab: { type: 'string' } },
-  });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...cliFlags(LOAD_FLAGS), vocab: { type: 'string' } } });
   if (positionals.length !== 2) throw new UsageError('convert needs IN and OUT: node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]');
   const [input, output] = positionals;
-  const quant = quantOption(values);
+  const loadOptions = schemaValues(values, LOAD_FLAGS);
+  const { quant } = loadOptions;
   const started = performance.now();
-  const vocab = values.vocab ? await readFile(values.vocab) : new Uint8Array(0);
   const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
   const metadata = { source: path.basename(input), converter: `rwkv-web ${version} convert${quant ? ` --quant ${quant}` : ''}` };
   if (values.vocab) metadata.vocabulary = path.basename(values.vocab);
   const inSize = (await stat(input)).size;
-  const core = await loadCore();
-  const model = await modelFromFile(core, input, progressBar(), quant);
-  const tmp = `${output}.tmp`;
+  const model = await load(input, { ...loadOptions, onProgress: progressBar() });
   try {
-    // The parts lie in the wasm heap (header, then the weights where the model holds them):
-    // streamed to the file without another copy.
-    const { size, parts, vocabBytes } = checked(model.fileParts(vocab, JSON.stringify(metadata)));
-    const fh = await open(tmp, 'w');
-    try {
-      for (let i = 0; i < parts.length; i += 2) {
-        const at = parts[i], n = parts[i + 1];
-        for (let done = 0; done < n;) {
-          const { bytesWritten } = await fh.write(core.HEAPU8.subarray(at + done, at + Math.min(n, done + (64 << 20))));
-          done += bytesWritten;
-        }
-      }
-      await fh.close();
-    } catch (err) {
-      await fh.close().catch(() => {});
-      throw err;
-    }
-    await rename(tmp, output);
-    const c = model.config();
-    console.log(`${input} (${mbText(inSize)}) -> ${output} (${mbText(size)}, ${c.dtype} weights` +
+    const { bytes, vocabBytes, dtype } = await model.save(output, { vocab: values.vocab, metadata });
+    console.log(`${input} (${mbText(inSize)}) -> ${output} (${mbText(bytes)}, ${dtype} weights` +
       `${vocabBytes ? ', vocabulary embedded' : ''}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
   } finally {
-    model.delete();
+    await model.dispose();
   }
 }
 
@@ -284,7 +233,7 @@ async function bench(argv) {
   if (!values['skip-build']) buildBench();
   const results = runBench({
     model, threads, precisions: values.precisions.split(','),
-    decodeRuns: number(values, 'decode-runs', { integer: true }), prefillRuns: number(values, 'prefill-runs', { integer: true }),
+    decodeRuns: values['decode-runs'] && Number(values['decode-runs']), prefillRuns: values['prefill-runs'] && Number(values['prefill-runs']),
   });
   console.log(values.json ? JSON.stringify(results, null, 2) : formatReport(results));
 }

@@ -48,6 +48,23 @@ export async function selfEndpoint() {
   return { post: (m, t) => self.postMessage(m, t), onMessage: (fn) => { self.onmessage = (e) => fn(e.data); } };
 }
 
+/**
+ * Both ends of a worker that runs in this thread: [caller's end, worker's end]. Messages
+ * are delivered as they are (no copies, transfer lists ignored), never synchronously.
+ */
+export function inThreadEndpoints() {
+  const ends = [{ listeners: [] }, { listeners: [] }];
+  const make = (self, other) => ({
+    post: (m) => queueMicrotask(() => other.listeners.forEach((fn) => fn(m))),
+    onMessage: (fn) => self.listeners.push(fn),
+    onFail: () => {},
+    terminate: () => { ends[0].listeners.length = 0; ends[1].listeners.length = 0; },
+    unref: () => {},
+    ref: () => {},
+  });
+  return [make(ends[0], ends[1]), make(ends[1], ends[0])];
+}
+
 /** Caller side: call(verb, args, {transfer, onEvent, signal}) -> Promise of the result. */
 export class Client {
   #endpoint;

@@ -4,22 +4,43 @@
 //   const model = await load('model.pth', { vocab: 'rwkv_vocab_v20230424.txt', onProgress });
 //   const chat = await model.createSession();
 //   for await (const piece of chat.generate('User: hi\n\nAssistant:', { stop: ['\n\n'] })) ...
-import { Client, spawnWorker } from './protocol.mjs';
+import { Client, inThreadEndpoints, serve, spawnWorker } from './protocol.mjs';
 import { describeSource } from './sources.mjs';
 import { AbortError, InvalidArgumentError, WorkerCrashedError } from './errors.mjs';
-import { quantCode } from './core.mjs';
+import { LOAD_OPTIONS, checkValue } from './options.mjs';
 
 export * from './errors.mjs';
 export { clearCache } from './sources.mjs';
+/** Sampling defaults as RWKV chat users know them (docs/sampling.md), from the options schema. */
+export { checkValue, defaultGenerateOptions, GENERATE_OPTIONS, LOAD_OPTIONS, PRESETS } from './options.mjs';
 
 const workerUrl = new URL('./worker.mjs', import.meta.url);
 
-/** Sampling defaults as RWKV chat users know them (SPEC §5). */
-export const defaultGenerateOptions = Object.freeze({
-  maxTokens: 200, temperature: 1.0, topP: 0.3, topK: 0, minP: 0,
-  presencePenalty: 0.5, frequencyPenalty: 0.5, penaltyDecay: 0.996,
-  stop: [], stopTokens: [], seed: undefined,
-});
+// A worker's URL that works from any origin: a module worker must come from the page's
+// origin, so one served elsewhere (a CDN) is started through a same-origin Blob that
+// imports it. Its own imports then resolve against its real URL (wasm included).
+function workerScript(url) {
+  if (typeof location === 'undefined' || url.protocol === 'file:' || url.origin === location.origin) return url;
+  return URL.createObjectURL(new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' }));
+}
+
+// The two ends of a new engine: in a worker, or ({worker: false}) in this thread.
+async function startEngine(inThread) {
+  if (!inThread) return spawnWorker(workerScript(workerUrl));
+  const { createEngine } = await import('./engine.mjs');
+  const [mine, theirs] = inThreadEndpoints();
+  serve(theirs, createEngine());
+  return mine;
+}
+
+// The load options that are schema values, checked: InvalidArgumentError naming the bad one.
+function checkLoadOptions(options) {
+  for (const o of LOAD_OPTIONS) {
+    if (options[o.name] === undefined) continue;
+    const err = checkValue(o, options[o.name]);
+    if (err) throw new InvalidArgumentError(err);
+  }
+}
 
 function progressReporter(onProgress) {
   if (!onProgress) return undefined;
@@ -37,19 +58,13 @@ function progressReporter(onProgress) {
  * whose embedded vocabulary is used unless `vocab` is given) into a new worker.
  * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
  *   ArrayBuffer is handed over to the worker (detached here: no second copy).
- * @param options {vocab, onProgress, signal, cache, cacheDir, wasmBase, threads, quant}
- *   threads: default min(CPUs, 4) with the pthread build, in Node and in cross-origin
- *   isolated pages; other pages run one thread (model.runtime says what runs).
- *   quant: convert the weight matrices on load: 'int8' (Q8_0, blocks of 32 with a scale
- *   each: about half the bytes of bf16 read per token), 'q4' (Q4_0), 'bf16' or 'f32'.
- *   The large matrices are rewritten in place, so loading needs no extra memory.
+ * @param options {vocab, onProgress, signal, wasmBase, worker} and the LOAD_OPTIONS of the
+ *   options schema (quant, threads, cache, cacheDir; js/options.mjs says what each does).
+ *   worker: false runs the engine in the calling thread (no worker; long calls then share
+ *   this thread's time), default true.
  */
 export async function load(source, options = {}) {
-  try {
-    quantCode(options.quant);
-  } catch (err) {
-    throw new InvalidArgumentError(err.message);
-  }
+  checkLoadOptions(options);
   const model = new Model(describeSource(source), options);
   await model.ready;
   return model;
@@ -70,8 +85,8 @@ export class Model {
   }
 
   async #start(signal, onProgress) {
-    const client = new Client(await spawnWorker(workerUrl));
-    const { onProgress: _p, signal: _s, vocab, ...rest } = this.#options;
+    const { onProgress: _p, signal: _s, vocab, worker = true, ...rest } = this.#options;
+    const client = new Client(await startEngine(worker === false));
     try {
       this.#info = await client.call('loadModel', {
         source: this.#source, vocab: vocab ? describeSource(vocab) : undefined, options: rest,
@@ -124,6 +139,17 @@ export class Model {
   sample(logits, options = {}) { return this.call('sample', { logits: Float32Array.from(logits), options }); }
   /** Worker memory: {wasmHeapBytes (the heap's size), heapUsedBytes (allocated in it), models, sessions}. */
   memory() { return this.call('memory'); }
+  /**
+   * Node: writes the model as a .rwkv file (docs/format.md) at `path`, its weights as held
+   * (after `quant`), with a vocabulary (`vocab`: a Source; default: the one embedded in
+   * the model's file, if any) and `metadata` (string values). Resolves to {bytes,
+   * vocabBytes, dtype}.
+   */
+  async save(path, { vocab, metadata } = {}) {
+    const { readSource } = await import('./sources.mjs');
+    const bytes = vocab === undefined ? undefined : await readSource(describeSource(vocab), {});
+    return this.call('saveModel', { path: String(path), vocab: bytes, metadata });
+  }
 
   /** Ends the worker; the model and its sessions can no longer be used. */
   async dispose() {
@@ -150,11 +176,12 @@ export class Session {
   get model() { return this.#model; }
 
   /**
-   * Feeds tokens in parallel mode; resolves to the last token's logits (Float32Array).
-   * With options.signal, an abort between slices of 256 tokens rejects with AbortError
-   * and leaves the state as it was before the call.
+   * Feeds tokens in parallel mode; resolves to the last token's logits (Float32Array), or
+   * with `all: true` to the logits after every token (T * V values, row after row).
+   * With `signal`, an abort between slices of tokens rejects with AbortError and leaves
+   * the state as it was before the call.
    */
-  prefill(tokens, { signal } = {}) { return this.#call('prefill', { tokens: Array.from(tokens) }, { signal }); }
+  prefill(tokens, { signal, all = false } = {}) { return this.#call('prefill', { tokens: Array.from(tokens), all }, { signal }); }
   /** Feeds one token; resolves to its logits. */
   step(token) { return this.#call('step', { token }); }
   /** Back to the initial state: zero, or the state file loaded with loadStateFile(). */
@@ -188,14 +215,14 @@ export class Session {
    * Generates text after `prompt` (a string, or token ids), continuing this session's
    * state. Returns an async iterable of text pieces; `.result` resolves to the summary
    * {text, tokens, promptTokens, stopReason, prefillMs, decodeMs, totalMs, tokensPerSecond}
-   * and `.text()` to the whole text. Options: see defaultGenerateOptions, plus `signal`.
+   * and `.text()` to the whole text. Options: GENERATE_OPTIONS of the options schema
+   * (defaults: defaultGenerateOptions), plus `signal`.
    * Aborting stops within one token: the iterator then throws an AbortError after the
    * last piece, `.result` resolves with stopReason 'aborted', and the session's state
    * holds exactly the tokens whose text was delivered.
    */
   generate(prompt, options = {}) {
-    const { signal, ...rest } = options;
-    const opts = { ...defaultGenerateOptions, ...rest };
+    const { signal, ...opts } = options;  // unset options: the core's defaults, which are the schema's
     const queue = [];
     let wake = null, finished = false, failure = null;
     const push = () => { wake?.(); wake = null; };
@@ -235,5 +262,44 @@ export class Session {
         }
       },
     };
+  }
+}
+
+/**
+ * A vocabulary on its own, for tokenizing without a model: the World vocabulary file
+ * (URL, path, Blob or bytes). Runs in a worker of its own ({worker: false}: this thread).
+ */
+export async function loadVocab(source, options = {}) {
+  const { signal, worker = true, ...rest } = options;
+  const client = new Client(await startEngine(worker === false));
+  try {
+    const { vocabId, vocabSize } = await client.call('loadVocab', { source: describeSource(source), options: rest }, { signal });
+    return new Vocabulary(client, vocabId, vocabSize);
+  } catch (err) {
+    client.terminate();
+    throw err;
+  }
+}
+
+export class Vocabulary {
+  #client;
+  #id;
+  constructor(client, id, size) {
+    this.#client = client;
+    this.#id = id;
+    this.size = size;
+  }
+  #call(verb, args) {
+    if (!this.#client) return Promise.reject(new InvalidArgumentError('the vocabulary is disposed'));
+    return this.#client.call(verb, { vocabId: this.#id, ...args });
+  }
+  /** Text to token ids. */
+  tokenize(text) { return this.#call('tokenize', { text }); }
+  /** Token ids to text (invalid UTF-8 shown as U+FFFD). */
+  detokenize(tokens) { return this.#call('detokenize', { tokens: Array.from(tokens) }); }
+  async dispose() {
+    const c = this.#client;
+    this.#client = null;
+    c?.terminate();
   }
 }

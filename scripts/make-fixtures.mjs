@@ -749,7 +749,7 @@ export function writeRwkv(tensors, { dtype = 'bf16', quant, vocab, metadata = {}
 }
 
 // ---------------------------------------------------------------------------
-// Golden files (format of shared/reference/golden, SPEC §6)
+// Golden files (the format of shared/reference/golden: docs/computation.md#golden-runs)
 // ---------------------------------------------------------------------------
 
 const f32Bytes = (f32) => {

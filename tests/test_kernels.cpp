@@ -144,7 +144,7 @@ TEST_CASE("wkv state update matches the scalar path", "[kernels]") {
   }
 }
 
-TEST_CASE("wkv follows the SPEC recurrence on a hand-sized case", "[kernels]") {
+TEST_CASE("wkv follows the recurrence of docs/computation.md on a hand-sized case", "[kernels]") {
   // One head, N = 2, S starts at [[1, 2], [3, 4]].
   float S[4] = {1, 2, 3, 4};
   const float r[] = {1, 0}, w[] = {0.5f, 0.25f}, k[] = {1, 1}, v[] = {1, -1}, kk[] = {1, 0}, a[] = {1, 1};

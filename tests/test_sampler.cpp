@@ -245,21 +245,22 @@ TEST_CASE("logit_bias and banned tokens", "[sampler]") {
   REQUIRE_THROWS_WITH(s.sample(short_logits), Contains("3 logits") && Contains("4"));
 }
 
+// The names and ranges come from the options schema (js/options.mjs, text/options.h).
 TEST_CASE("Option validation names the option and its range", "[sampler]") {
   struct Case {
     void (*set)(SamplerOptions&);
     const char* message;
   };
   const Case cases[] = {
-      {[](SamplerOptions& o) { o.temperature = -0.1f; }, "temperature must be a finite number >= 0"},
+      {[](SamplerOptions& o) { o.temperature = -0.1f; }, "temperature must be 0 or more, got -0.1"},
       {[](SamplerOptions& o) { o.temperature = std::numeric_limits<float>::quiet_NaN(); }, "temperature"},
-      {[](SamplerOptions& o) { o.top_p = 1.5f; }, "top_p must be in [0, 1]"},
-      {[](SamplerOptions& o) { o.top_p = -0.5f; }, "top_p must be in [0, 1]"},
-      {[](SamplerOptions& o) { o.top_k = -1; }, "top_k must be >= 0"},
-      {[](SamplerOptions& o) { o.min_p = 2.0f; }, "min_p must be in [0, 1]"},
+      {[](SamplerOptions& o) { o.top_p = 1.5f; }, "topP must be between 0 and 1 (top_p), got 1.5"},
+      {[](SamplerOptions& o) { o.top_p = -0.5f; }, "topP must be between 0 and 1 (top_p), got -0.5"},
+      {[](SamplerOptions& o) { o.top_k = -1; }, "topK must be between 0 and 2147483647 (top_k), got -1"},
+      {[](SamplerOptions& o) { o.min_p = 2.0f; }, "minP must be between 0 and 1 (min_p), got 2"},
       {[](SamplerOptions& o) { o.presence_penalty = std::numeric_limits<float>::quiet_NaN(); }, "presence_penalty"},
       {[](SamplerOptions& o) { o.frequency_penalty = std::numeric_limits<float>::infinity(); }, "frequency_penalty"},
-      {[](SamplerOptions& o) { o.penalty_decay = 1.1f; }, "penalty_decay must be in [0, 1]"},
+      {[](SamplerOptions& o) { o.penalty_decay = 1.1f; }, "penaltyDecay must be between 0 and 1 (penalty_decay), got 1.1"},
       {[](SamplerOptions& o) { o.logit_bias = {{10, 1.0f}}; }, "logit_bias token must be a token id in [0, 10), got 10"},
       {[](SamplerOptions& o) { o.logit_bias = {{1, std::numeric_limits<float>::quiet_NaN()}}; }, "logit_bias for token 1"},
       {[](SamplerOptions& o) { o.banned = {-1}; }, "banned token must be a token id in [0, 10), got -1"},

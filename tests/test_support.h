@@ -16,8 +16,8 @@
 #define RWKV_FIXTURE_DIR "build/fixtures"
 #endif
 
-// ../shared/reference (SPEC, golden runs, models, vocabulary); RWKV_REFERENCE_DIR in the
-// environment overrides the path compiled in.
+// ../shared/reference (golden runs, models, vocabulary: docs/computation.md#golden-runs);
+// RWKV_REFERENCE_DIR in the environment overrides the path compiled in.
 inline const char* reference_dir() {
   const char* env = std::getenv("RWKV_REFERENCE_DIR");
   return env && *env ? env : RWKV_REFERENCE_DIR;

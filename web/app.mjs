@@ -1,7 +1,7 @@
 // The demo page: chat and completion with an RWKV-7 model running in a Web Worker
 // (js/rwkv.mjs). No framework, no build step.
 import {
-  load, clearCache, defaultGenerateOptions,
+  load, clearCache, checkValue, defaultGenerateOptions, GENERATE_OPTIONS, PRESETS,
   AbortError, BusyError, InvalidArgumentError, LoadError, ModelFormatError, OutOfMemoryError, VocabError, WorkerCrashedError,
 } from '../js/rwkv.mjs';
 import * as store from './store.mjs';
@@ -11,27 +11,17 @@ const DEFAULT_VOCAB_URL = 'https://raw.githubusercontent.com/BlinkDL/ChatRWKV/ma
 const FILES_CACHE = 'rwkv-web-files-v1';  // the library's Cache API store (js/sources.mjs)
 const TURN_END = '\n\n';
 
-const SAMPLING_KEYS = ['temperature', 'topP', 'topK', 'minP', 'presencePenalty', 'frequencyPenalty', 'penaltyDecay', 'maxTokens', 'seed', 'stop', 'banEndOfText'];
-const MODE_DEFAULTS = {
-  // RWKV chat defaults (SPEC §5); a reply ends at a blank line.
-  chat: {
-    temperature: defaultGenerateOptions.temperature, topP: defaultGenerateOptions.topP, topK: defaultGenerateOptions.topK,
-    minP: defaultGenerateOptions.minP, presencePenalty: defaultGenerateOptions.presencePenalty,
-    frequencyPenalty: defaultGenerateOptions.frequencyPenalty, penaltyDecay: defaultGenerateOptions.penaltyDecay,
-    maxTokens: 500, seed: null, stop: [TURN_END],
-    banEndOfText: true,  // as ChatRWKV's chat: a reply ends at the blank line, never at token 0
-  },
-  // Free text: a wider nucleus and lighter penalties.
-  completion: {
-    temperature: 1.0, topP: 0.85, topK: 0, minP: 0, presencePenalty: 0.25, frequencyPenalty: 0.25, penaltyDecay: 0.996,
-    maxTokens: 200, seed: null, stop: [], banEndOfText: false,
-  },
-};
-const LIMITS = {
-  temperature: { min: 0, max: 5 }, topP: { min: 0, max: 1 }, topK: { min: 0, max: 1e6, int: true }, minP: { min: 0, max: 1 },
-  presencePenalty: { min: -5, max: 5 }, frequencyPenalty: { min: -5, max: 5 }, penaltyDecay: { min: 0, max: 1 },
-  maxTokens: { min: 1, max: 1e6, int: true }, seed: { min: 0, max: 2 ** 32 - 1, int: true, optional: true },
-};
+// The sampling controls and their limits come from the options schema (js/options.mjs):
+// a number field (and a slider where the schema has one) for each numeric option with
+// page hints, the stop strings, and "never end at token 0" (bannedTokens [0]).
+const NUMBER_OPTIONS = GENERATE_OPTIONS.filter((o) => (o.type === 'number' || o.type === 'integer') && o.ui);
+const SAMPLING_KEYS = [...NUMBER_OPTIONS.map((o) => o.name), 'stop', 'banEndOfText'];
+const schemaDefaults = Object.fromEntries(NUMBER_OPTIONS.map((o) => [o.name, defaultGenerateOptions[o.name] ?? null]));
+const modeDefaults = (preset) => ({
+  ...schemaDefaults, stop: [], ...Object.fromEntries(Object.entries(preset).filter(([k]) => SAMPLING_KEYS.includes(k))),
+  banEndOfText: (preset.bannedTokens ?? []).includes(0),
+});
+const MODE_DEFAULTS = { chat: modeDefaults(PRESETS.chat), completion: modeDefaults(PRESETS.completion) };
 
 const $ = (id) => document.getElementById(id);
 const ui = Object.fromEntries([
@@ -884,6 +874,28 @@ function fillSampling() {
   }
 }
 
+// One field per numeric option of the schema, into #sampling-fields: a slider-field (a
+// range input beside the number input) or, for `slider: false`, plain fields in pairs.
+function buildSamplingFields() {
+  const html = [];
+  const attr = (o, lo, hi) => `${Number.isFinite(lo) ? ` min="${lo}"` : ''}${Number.isFinite(hi) ? ` max="${hi}"` : ''} step="${o.ui.step}"` +
+    ` inputmode="${o.type === 'integer' ? 'numeric' : 'decimal'}"`;
+  const numberInput = (o) => `<input type="number" id="${o.name}" name="${o.name}"${attr(o, o.min, o.max)}` +
+    `${o.default === undefined ? ' placeholder="unset"' : ''} title="${o.help}">`;
+  const plain = [];
+  for (const o of NUMBER_OPTIONS) {
+    if (o.ui.slider === false) {
+      plain.push(`<div class="field"><label for="${o.name}">${o.label}</label>${numberInput(o)}</div>`);
+      continue;
+    }
+    html.push(`<div class="slider-field"><label for="${o.name}">${o.label}</label>` +
+      `<input type="range" id="${o.name}-range"${attr(o, o.ui.min, o.ui.max)} aria-hidden="true" tabindex="-1" data-for="${o.name}">` +
+      `${numberInput(o)}</div>`);
+  }
+  for (let i = 0; i < plain.length; i += 2) html.push(`<div class="pair">${plain.slice(i, i + 2).join('')}</div>`);
+  $('sampling-fields').innerHTML = html.join('');
+}
+
 function readSetting(input) {
   const k = input.name;
   const s = prefs.settings[prefs.mode];
@@ -892,13 +904,13 @@ function readSetting(input) {
   } else if (input.type === 'checkbox') {
     s[k] = input.checked;
   } else {
-    const lim = LIMITS[k];
+    const o = NUMBER_OPTIONS.find((n) => n.name === k);
     const raw = input.value.trim();
-    if (raw === '' && lim.optional) {
+    if (raw === '' && o.default === undefined) {
       s[k] = null;
     } else {
-      const v = Number(raw);
-      const bad = raw === '' || !Number.isFinite(v) || v < lim.min || v > lim.max || (lim.int && !Number.isInteger(v));
+      const v = raw === '' ? NaN : Number(raw);
+      const bad = checkValue(o, v) !== null;
       input.setAttribute('aria-invalid', String(bad));
       if (bad) return;
       s[k] = v;
@@ -1177,6 +1189,7 @@ async function start() {
   ui.quant.value = prefs.quant ?? '';
   syncVocabNone();
   if (prefs.completionPrompt !== undefined) ui.completionInput.value = prefs.completionPrompt;
+  buildSamplingFields();
   wire();
   showMode(prefs.mode === 'completion' ? 'completion' : 'chat');
   app.chat = (prefs.activeChatId && await store.getChat(prefs.activeChatId).catch(() => null)) || blankChat();

@@ -23,6 +23,7 @@
 #include "model/state_file.h"
 #include "text/generate.h"
 #include "text/model_file.h"
+#include "text/options.h"
 
 using emscripten::val;
 using namespace rwkv;
@@ -108,78 +109,92 @@ std::vector<int32_t> tokens_from(const val& tokens) {
   return emscripten::convertJSArrayToNumberVector<int32_t>(tokens);
 }
 
-// Reads a JS options object ({temperature, topP, ...} as in js/rwkv.d.ts); absent
-// fields keep the core's defaults. Range checks happen in the core.
+// Reading a JS options object: every field by its name in the options schema
+// (js/options.mjs, through the X-macros of rwkv_options.h); an absent (undefined or null)
+// field keeps the core's default. Numbers are checked against the schema's ranges before
+// they are converted to the field's type.
+template <typename T>
+void read_option(const val& o, T& field, const char* name, const char* openai, double min, double max, const char* range) {
+  const val v = o[name];
+  if (v.isUndefined() || v.isNull()) return;
+  if (!v.isNumber()) throw Error(option_message(name, openai, "must be a number"));
+  const double d = v.as<double>();
+  if constexpr (std::is_integral_v<T>)
+    if (std::isfinite(d) && d != std::floor(d)) throw Error(option_message(name, openai, "must be an integer") + ", not " + std::to_string(d));
+  check_option(name, openai, d, min, max, range);
+  if constexpr (std::is_same_v<T, uint64_t>) field = uint64_t(int64_t(d));  // negative seeds wrap, as in C++
+  else field = static_cast<T>(d);
+}
+
+val list_of(const val& o, const char* name, const char* openai) {
+  const val v = o[name];
+  if (v.isUndefined() || v.isNull()) return v;
+  if (!v.isArray()) throw Error(option_message(name, openai, "must be an array"));
+  return v;
+}
+
+void read_option(const val& o, std::vector<std::string>& field, const char* name, const char* openai) {
+  const val v = list_of(o, name, openai);
+  if (v.isUndefined() || v.isNull()) return;
+  const int n = v["length"].as<int>();
+  for (int i = 0; i < n; ++i) {
+    if (!v[i].isString()) throw Error(option_message(name, openai, "must be an array of strings"));
+    field.push_back(v[i].as<std::string>());
+  }
+}
+
+void read_option(const val& o, std::vector<int32_t>& field, const char* name, const char* openai) {
+  const val v = list_of(o, name, openai);
+  if (!v.isUndefined() && !v.isNull()) field = emscripten::convertJSArrayToNumberVector<int32_t>(v);
+}
+
+// {token id: bias}: keys are decimal token ids, values finite numbers (checked by the core).
+void read_option(const val& o, std::vector<std::pair<int32_t, float>>& field, const char* name, const char* openai) {
+  const val bias = o[name];
+  if (bias.isUndefined() || bias.isNull()) return;
+  const val keys = val::global("Object").call<val>("keys", bias);
+  const int n = keys["length"].as<int>();
+  for (int i = 0; i < n; ++i) {
+    const std::string k = keys[i].as<std::string>();
+    char* end = nullptr;
+    const long id = std::strtol(k.c_str(), &end, 10);
+    if (k.empty() || *end || id < INT32_MIN || id > INT32_MAX) throw Error(option_message(name, openai, "key '" + k + "' is not a token id"));
+    const val b = bias[k];
+    if (!b.isNumber()) throw Error(option_message(name, openai, "values must be numbers"));
+    field.emplace_back(int32_t(id), b.as<float>());
+  }
+}
+
+// `out`: the struct the fields are read into.
+#define RWKV_READ_NUMBER(field, name, openai, min, max, range) read_option(o, out.field, name, openai, min, max, range);
+#define RWKV_READ(field, name, openai) read_option(o, out.field, name, openai);
+
 SamplerOptions sampler_options(const val& o) {
-  SamplerOptions s;
-  if (o.isUndefined() || o.isNull()) return s;
-  auto num = [&](const char* key, auto& field) {
-    using T = std::remove_reference_t<decltype(field)>;
-    const val v = o[key];
-    if (v.isUndefined() || v.isNull()) return;
-    if (!v.isNumber()) throw Error(std::string(key) + " must be a number");
-    const double d = v.as<double>();
-    if constexpr (std::is_integral_v<T>) {
-      if (!(d >= -1e9 && d <= 1e9) || d != std::floor(d)) throw Error(std::string(key) + " must be an integer, not " + std::to_string(d));
-    }
-    field = static_cast<T>(d);
-  };
-  num("temperature", s.temperature);
-  num("topP", s.top_p);
-  num("topK", s.top_k);
-  num("minP", s.min_p);
-  num("presencePenalty", s.presence_penalty);
-  num("frequencyPenalty", s.frequency_penalty);
-  num("penaltyDecay", s.penalty_decay);
-  const val seed = o["seed"];
-  if (seed.isNumber()) {
-    const double d = seed.as<double>();
-    if (!(std::fabs(d) <= 9007199254740991.0) || d != std::floor(d)) throw Error("seed must be an integer");
-    s.seed = uint64_t(int64_t(d));
-  }
-  const val bias = o["logitBias"];
-  if (!bias.isUndefined() && !bias.isNull()) {
-    const val keys = val::global("Object").call<val>("keys", bias);
-    const int n = keys["length"].as<int>();
-    for (int i = 0; i < n; ++i) {
-      const std::string k = keys[i].as<std::string>();
-      char* end = nullptr;
-      const long id = std::strtol(k.c_str(), &end, 10);
-      if (k.empty() || *end || id < INT32_MIN || id > INT32_MAX) throw Error("logitBias key '" + k + "' is not a token id");
-      const val b = bias[k];
-      if (!b.isNumber()) throw Error("logitBias values must be numbers");
-      s.logit_bias.emplace_back(int32_t(id), b.as<float>());
-    }
-  }
-  const val banned = o["bannedTokens"];
-  if (!banned.isUndefined() && !banned.isNull()) s.banned = emscripten::convertJSArrayToNumberVector<int32_t>(banned);
-  return s;
+  SamplerOptions out;
+  if (o.isUndefined() || o.isNull()) return out;
+  RWKV_SAMPLER_NUMERIC(RWKV_READ_NUMBER)
+  RWKV_SAMPLER_LISTS(RWKV_READ)
+  RWKV_SAMPLER_MAPS(RWKV_READ)
+  return out;
 }
 
 GenerateOptions generate_options(const val& o) {
-  GenerateOptions g;
-  g.sampler = sampler_options(o);
-  if (o.isUndefined() || o.isNull()) return g;
-  const val max = o["maxTokens"];
-  if (max.isNumber()) {
-    const double m = max.as<double>();
-    if (!(m >= 0) || m > 1e9) throw Error("maxTokens must be between 0 and 1e9, not " + std::to_string(m));
-    g.max_tokens = int(m);
-  }
-  const val stops = o["stop"];
-  if (!stops.isUndefined() && !stops.isNull()) {
-    const int n = stops["length"].as<int>();
-    for (int i = 0; i < n; ++i) g.stop_strings.push_back(stops[i].as<std::string>());
-  }
-  const val ids = o["stopTokens"];
-  if (!ids.isUndefined() && !ids.isNull()) g.stop_tokens = emscripten::convertJSArrayToNumberVector<int32_t>(ids);
+  GenerateOptions out;
+  out.sampler = sampler_options(o);
+  if (o.isUndefined() || o.isNull()) return out;
+  RWKV_GENERATE_NUMERIC(RWKV_READ_NUMBER)
+  RWKV_GENERATE_LISTS(RWKV_READ)
+  RWKV_GENERATE_MAPS(RWKV_READ)
+  // Not in the options schema yet: the grammar text (docs/grammar.md).
   const val grammar = o["grammar"];
   if (!grammar.isUndefined() && !grammar.isNull()) {
     if (!grammar.isString()) throw Error("grammar must be a string in the notation of docs/grammar.md");
-    g.grammar = grammar.as<std::string>();
+    out.grammar = grammar.as<std::string>();
   }
-  return g;
+  return out;
 }
+#undef RWKV_READ_NUMBER
+#undef RWKV_READ
 
 // A tokenizer: byte-level until loadVocab() gives it the World vocabulary.
 class WasmTokenizer {
@@ -226,7 +241,7 @@ class WasmModel {
  public:
   // Takes ownership of `size` bytes at `ptr`, allocated with _malloc, whatever happens.
   // `matrices`: -1 keeps the matrices as they are in the file, else the DType number to
-  // convert them to on load (0 F32, 2 BF16, 3 Q8_0, 4 Q4_0; see LoadOptions).
+  // convert them to on load (dtypeCodes() names them; see LoadOptions).
   static WasmModel* fromHeap(uintptr_t ptr, size_t size, int matrices) {
     Bytes bytes = Bytes::adopt(reinterpret_cast<uint8_t*>(ptr), size);
     return guard([&] {
@@ -411,11 +426,23 @@ val sample_once(const val& logits, const val& options) {
   });
 }
 
+// The weight types the matrices can be converted to on load, by name: {F32: 0, BF16: 2, ...}
+// (the numbers Model.fromHeap takes).
+val dtype_codes() {
+  val o = val::object();
+  for (int i = 0; i < kDTypeCount; ++i)
+    if (DType(i) != DType::F16) o.set(dtype_name(DType(i)), i);
+  return o;
+}
+
 }  // namespace
 
 EMSCRIPTEN_BINDINGS(rwkv) {
   using namespace emscripten;
   function("simd", +[]() { return std::string(kernels::simd_name()); });
+  function("dtypeCodes", &dtype_codes);
+  // Prompt tokens fed between two looks at the abort flag (the generator's and the worker's).
+  function("prefillSlice", +[]() { return int(Generator::kPrefillSlice); });
   function("sampleOnce", &sample_once);
   // Bytes of the wasm heap in use by allocations (the heap itself never shrinks).
   function("heapUsed", +[]() { return double(mallinfo().uordblks); });

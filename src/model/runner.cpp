@@ -81,7 +81,7 @@ void Runner::forward(State& state, const int32_t* tokens, int T, Logits want, fl
 
 // The attention block of layer i ("att" in the checkpoint, TMix in the reference) for the
 // T rows of x_: token shift, r/k/v and the LoRAs, the wkv recurrence over the layer's
-// state, GroupNorm and the bonus, then x += output(y * g).
+// state, GroupNorm and the bonus, then x += output(y * g). docs/computation.md#time-mix
 void Runner::time_mix(int i, State& state, int T) {
   using namespace kernels;
   const LayerWeights& L = model_.weights().layers[i];
@@ -165,7 +165,7 @@ void Runner::time_mix(int i, State& state, int T) {
 }
 
 // The feed-forward block of layer i ("ffn", CMix in the reference) for the T rows of x_:
-// token shift, then x += value(relu(key(xk))^2).
+// token shift, then x += value(relu(key(xk))^2). docs/computation.md#channel-mix
 void Runner::channel_mix(int i, State& state, int T) {
   using namespace kernels;
   const LayerWeights& L = model_.weights().layers[i];

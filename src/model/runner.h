@@ -1,6 +1,7 @@
 #pragma once
-// Running an RWKV-7 model: the State (one flat float buffer, SPEC §6 layout) and the
-// Runner (scratch buffers sized once from the config; step and parallel prefill).
+// Running an RWKV-7 model (docs/computation.md): the State (one flat float buffer, laid
+// out as docs/computation.md#the-state says) and the Runner (scratch buffers sized once
+// from the config; step and parallel prefill).
 #include <cstdint>
 #include <memory>
 #include <span>

@@ -1,7 +1,8 @@
 #pragma once
 // State-tuned initial states: a checkpoint (.pth or .safetensors) holding
 // `blocks.N.att.time_state` of shape (H, N, N) for every layer, as written by RWKV
-// state tuning. Its layout is the wkv state's, [head][value p][key q].
+// state tuning. Its layout is the wkv state's, [head][value p][key q]
+// (docs/computation.md#state-tuning-files).
 #include <cstdint>
 
 #include "model/runner.h"

@@ -20,7 +20,9 @@ const char* stop_reason_name(StopReason r) {
 
 void GenerateOptions::validate(size_t vocab) const {
   sampler.validate(vocab);
-  if (max_tokens < 0) throw Error("max_tokens must be 0 or more, not " + std::to_string(max_tokens));
+#define RWKV_CHECK(field, name, openai, min, max, range) check_option(name, openai, double(field), min, max, range);
+  RWKV_GENERATE_NUMERIC(RWKV_CHECK)
+#undef RWKV_CHECK
   for (int32_t t : stop_tokens)
     if (t < 0 || size_t(t) >= vocab)
       throw Error("stop token " + std::to_string(t) + " is out of range for a vocabulary of " + std::to_string(vocab));

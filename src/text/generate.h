@@ -1,7 +1,8 @@
 #pragma once
 // The generation loop: prefill the prompt, then sample + step until a stop condition,
 // delivering text piece by piece. Pull-based: each next() does one token, so a caller
-// (the JS worker) can yield, stream and abort between tokens.
+// (the JS worker) can yield, stream and abort between tokens. The order of the steps and
+// the stop rules: docs/sampling.md#the-generation-loop.
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,9 +15,10 @@
 
 namespace rwkv {
 
+// Defaults and ranges: the options schema (text/options.h, js/options.mjs).
 struct GenerateOptions {
   SamplerOptions sampler;
-  int max_tokens = 200;                   // tokens to generate at most (>= 0)
+  int max_tokens = int(option_defaults::generate_max_tokens);  // tokens to generate at most
   std::vector<int32_t> stop_tokens;       // ids that end generation (not emitted, not fed)
   std::vector<std::string> stop_strings;  // end generation when the text contains one (not emitted)
   bool stop_at_end_of_text = true;        // token 0 ends generation

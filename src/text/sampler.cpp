@@ -93,17 +93,11 @@ SamplerOptions validated(SamplerOptions options, size_t vocab) {
 void SamplerOptions::validate(size_t vocab) const {
   if (vocab == 0 || vocab > (size_t(1) << 23))  // 2^23 weights of at most 2^40 units sum below 2^64
     throw Error("sampler: vocabulary size " + std::to_string(vocab) + " is outside [1, 8388608]");
-  if (!(temperature >= 0.0f) || !std::isfinite(temperature))
-    bad_option("temperature must be a finite number >= 0 (0 = greedy), got " + show(temperature));
-  if (!(top_p >= 0.0f && top_p <= 1.0f)) bad_option("top_p must be in [0, 1] (0 = greedy), got " + show(top_p));
-  if (top_k < 0) bad_option("top_k must be >= 0 (0 = off), got " + std::to_string(top_k));
-  if (!(min_p >= 0.0f && min_p <= 1.0f)) bad_option("min_p must be in [0, 1] (0 = off), got " + show(min_p));
-  if (!std::isfinite(presence_penalty))
-    bad_option("presence_penalty must be a finite number, got " + show(presence_penalty));
-  if (!std::isfinite(frequency_penalty))
-    bad_option("frequency_penalty must be a finite number, got " + show(frequency_penalty));
-  if (!(penalty_decay >= 0.0f && penalty_decay <= 1.0f))
-    bad_option("penalty_decay must be in [0, 1], got " + show(penalty_decay));
+  // The numbers by the schema's ranges (the seed takes any value once it is a uint64_t).
+#define RWKV_CHECK(field, name, openai, min, max, range) \
+  if constexpr (!std::is_same_v<decltype(field), uint64_t>) check_option(name, openai, double(field), min, max, range);
+  RWKV_SAMPLER_NUMERIC(RWKV_CHECK)
+#undef RWKV_CHECK
   const std::string ids = " must be a token id in [0, " + std::to_string(vocab) + "), got ";
   for (const auto& [id, bias] : logit_bias) {
     if (id < 0 || size_t(id) >= vocab) bad_option("logit_bias token" + ids + std::to_string(id));

@@ -1,5 +1,5 @@
 #pragma once
-// Token sampling as RWKV users know it (SPEC §5, ChatRWKV's `sample_logits` and
+// Token sampling as RWKV users know it (docs/sampling.md; ChatRWKV's `sample_logits` and
 // `generate`), with a seeded generator so that a seed gives the same tokens natively and
 // in WebAssembly.
 //
@@ -34,16 +34,19 @@
 #include <utility>
 #include <vector>
 
+#include "text/options.h"
+
 namespace rwkv {
 
+// Defaults and ranges: the options schema (text/options.h, js/options.mjs).
 struct SamplerOptions {
-  float temperature = 1.0f;  // >= 0; 0 = greedy
-  float top_p = 0.3f;        // [0, 1]; 0 = greedy
-  int top_k = 0;             // >= 0; 0 = off
-  float min_p = 0.0f;        // [0, 1]; 0 = off
-  float presence_penalty = 0.5f;
-  float frequency_penalty = 0.5f;
-  float penalty_decay = 0.996f;                      // [0, 1]
+  float temperature = float(option_defaults::sampler_temperature);  // 0 = greedy
+  float top_p = float(option_defaults::sampler_top_p);              // 0 = greedy
+  int top_k = int(option_defaults::sampler_top_k);                  // 0 = off
+  float min_p = float(option_defaults::sampler_min_p);              // 0 = off
+  float presence_penalty = float(option_defaults::sampler_presence_penalty);
+  float frequency_penalty = float(option_defaults::sampler_frequency_penalty);
+  float penalty_decay = float(option_defaults::sampler_penalty_decay);
   std::vector<std::pair<int32_t, float>> logit_bias;  // (token, added to its logit)
   std::vector<int32_t> banned;                        // tokens never sampled
   uint64_t seed = 0;

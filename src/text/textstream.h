@@ -1,6 +1,7 @@
 #pragma once
 // Stop strings over streamed text: releases generated text as soon as it cannot be the
-// start of a stop string, and ends the stream at the first stop string that completes.
+// start of a stop string, and ends the stream at the first stop string that completes
+// (docs/sampling.md#text-held-back).
 #include <cstddef>
 #include <string>
 #include <string_view>

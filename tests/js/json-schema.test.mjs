@@ -1,5 +1,5 @@
 // JSON Schema -> grammar (js/chat/json-schema.mjs), driven through the wasm core
-// directly (loadCore + core.Generator with the `grammar` option, and core.Grammar for
+// directly (instantiateCore + core.Generator with the `grammar` option, and core.Grammar for
 // acceptance): the fixture models, whose unconstrained output is noise, generate with
 // many schemas and seeds, and every document parses and validates with ajv; hand-written
 // documents are accepted exactly when ajv says they are valid; unsupported keywords fail
@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { checked, loadCore, modelFromFile } from '../../js/core.mjs';
+import { instantiateCore } from '../../js/host.mjs';
 import { InvalidArgumentError } from '../../js/errors.mjs';
 import { jsonObjectGrammar, responseFormatGrammar, schemaToGrammar } from '../../js/chat/json-schema.mjs';
 import { fixtureDir, skipNoFixtures } from './helpers.mjs';
@@ -18,8 +18,22 @@ import { fixtureDir, skipNoFixtures } from './helpers.mjs';
 const Ajv2020 = Ajv2020Module.default ?? Ajv2020Module;
 const addFormats = addFormatsModule.default ?? addFormatsModule;
 const ajv = addFormats(new Ajv2020({ strict: false }));
-const core = await loadCore();
+const { core } = await instantiateCore({ threads: 1 });
 const bytes = new core.Tokenizer();  // byte-level: token b is the byte b (0 is end of text)
+
+/** A core call's result, or its error record ({rwkvError, message}) thrown. */
+function checked(result) {
+  if (result !== null && typeof result === 'object' && typeof result.rwkvError === 'string') throw new Error(result.message);
+  return result;
+}
+
+/** A model file of the fixtures, copied into the wasm heap (the core takes the block over). */
+function modelFromFile(file) {
+  const data = readFileSync(file);
+  const ptr = core._malloc(data.length);
+  core.HEAPU8.set(data, ptr);
+  return core.Model.fromHeap(ptr, data.length, -1);
+}
 
 /** Whether `grammar` accepts `text`, fed byte by byte through core.Grammar. */
 function accepts(grammar, text) {
@@ -224,11 +238,11 @@ function generate(model, tokenizer, prompt, options) {
   }
 }
 
-test('the fixture models generate valid documents for every schema and seed', { skip: skipNoFixtures }, async () => {
-  const world = await modelFromFile(core, path.join(fixtureDir, 'fix-L3-C64-H2.pth'));
+test('the fixture models generate valid documents for every schema and seed', { skip: skipNoFixtures }, () => {
+  const world = modelFromFile(path.join(fixtureDir, 'fix-L3-C64-H2.pth'));
   const worldVocab = new core.Tokenizer();
   checked(worldVocab.loadVocab(readFileSync(path.join(fixtureDir, 'fix-vocab-300.txt'), 'utf8')));
-  const byteModel = await modelFromFile(core, path.join(fixtureDir, 'fix-L2-C64-H1.fp16.pth'));
+  const byteModel = modelFromFile(path.join(fixtureDir, 'fix-L2-C64-H1.fp16.pth'));
   const setups = [['World-style vocabulary', world, worldVocab], ['byte-level', byteModel, bytes]];
   const targets = [...Object.entries(SCHEMAS).map(([name, schema]) => [name, schemaToGrammar(schema), ajv.compile(schema)]),
     ['json_object', jsonObjectGrammar(), ajv.compile({ type: 'object' })]];
@@ -253,8 +267,8 @@ test('the fixture models generate valid documents for every schema and seed', { 
   assert.equal(documents, 2 * 13 * 6);
 });
 
-test('a document cut by maxTokens is reported, never returned as complete', { skip: skipNoFixtures }, async () => {
-  const model = await modelFromFile(core, path.join(fixtureDir, 'fix-L2-C64-H1.fp16.pth'));
+test('a document cut by maxTokens is reported, never returned as complete', { skip: skipNoFixtures }, () => {
+  const model = modelFromFile(path.join(fixtureDir, 'fix-L2-C64-H1.fp16.pth'));
   try {
     const { text, reason } = generate(model, bytes, 'x', { grammar: schemaToGrammar(SCHEMAS.person), seed: 1, topP: 1, maxTokens: 8 });
     assert.equal(reason, 'max_tokens_incomplete');

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // check-reference.mjs — validates tests/reference/rwkv7.mjs against the official
-// golden runs in shared/reference/golden (SPEC §6).
+// golden runs in shared/reference/golden (docs/computation.md#golden-runs).
 //
 //   node tests/reference/check-reference.mjs [sharedReferenceDir]
 //

@@ -1,5 +1,5 @@
 // rwkv7.mjs — plain-JavaScript reference of one RWKV-7 (x070) RNN step, written
-// straight from shared/reference/SPEC.md §2 for clarity, not speed. All arithmetic
+// straight from docs/computation.md#one-token for clarity, not speed. All arithmetic
 // is in JS doubles; results are rounded to float32 only when exported.
 //
 // Tensors come in as Map name -> {shape: number[], data: Float32Array} (row-major),
@@ -50,7 +50,8 @@ function layerNorm(x, w, b, eps = 1e-5) {
 // ---------------------------------------------------------------------------
 
 /**
- * Wraps a tensor map as a model, deriving every dimension from tensor shapes (SPEC §1).
+ * Wraps a tensor map as a model, deriving every dimension from tensor shapes
+ * (docs/computation.md#notation).
  * Returns {L, C, H, N, F, V, t(name)} where t() returns {shape, data} or throws.
  */
 export function loadModel(tensors) {

@@ -1,0 +1,119 @@
+// What differs between the hosts the engine runs on (Node and browsers), in one place:
+// how the wasm core is instantiated, how many threads to use, how a long loop lets
+// messages in, how a crash is simulated. Everything above this file is host-independent.
+import { MAX_DEFAULT_THREADS } from './options.mjs';
+
+export const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
+
+/** Where the built glue and wasm live, relative to this file (the package ships them there). */
+export const defaultWasmBase = new URL('../build/wasm/', import.meta.url);
+
+/** Threads when none are asked for: the CPUs this process may run on, at most MAX_DEFAULT_THREADS. */
+export async function defaultThreads() {
+  if (isNode) {
+    const os = await import('node:os');
+    return Math.min(MAX_DEFAULT_THREADS, os.availableParallelism?.() ?? os.cpus().length);
+  }
+  return Math.min(MAX_DEFAULT_THREADS, globalThis.navigator?.hardwareConcurrency || 1);
+}
+
+/**
+ * Instantiates the wasm core: the pthread build with a pool of `threads` when more than one
+ * is asked for and the host can run it (Node: when it was built; browsers: in a
+ * cross-origin isolated context whose workers can start workers), else the single-thread
+ * build. Resolves to {core, threads} with the threads the core really has.
+ */
+export async function instantiateCore({ wasmBase, threads } = {}) {
+  const base = new URL(wasmBase ?? defaultWasmBase, globalThis.location?.href);
+  const wanted = Math.max(1, Math.floor(threads ?? await defaultThreads()));
+  return isNode ? instantiateNode(base, wanted) : instantiateBrowser(base, wanted);
+}
+
+// Node 20's fetch cannot read file: URLs, so the wasm bytes are read here and handed to
+// the (classic) glue.
+async function instantiateNode(base, wanted) {
+  const [{ createRequire }, { readFile }, { existsSync }, { fileURLToPath }] = await Promise.all([
+    import('node:module'), import('node:fs/promises'), import('node:fs'), import('node:url')]);
+  const threaded = wanted > 1 && existsSync(fileURLToPath(new URL('rwkv-mt.js', base)));
+  const name = threaded ? 'rwkv-mt' : 'rwkv';
+  const gluePath = fileURLToPath(new URL(`${name}.js`, base));
+  let factory;
+  try {
+    factory = createRequire(import.meta.url)(gluePath);
+  } catch (err) {
+    throw new Error(`the wasm core is not built (${gluePath} is missing): run \`npm run build\``, { cause: err });
+  }
+  const wasmBinary = await readFile(new URL(`${name}.wasm`, base));
+  const core = await factory({ wasmBinary, pthreadPoolSize: wanted });
+  return { core, threads: threaded ? wanted : 1 };
+}
+
+async function instantiateBrowser(base, wanted) {
+  const locateFile = (f) => new URL(f, base).href;
+  if (wanted > 1 && globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && typeof Worker === 'function') {
+    try {
+      return { core: await startThreaded(locateFile('rwkv-mt.web.mjs'), locateFile, wanted), threads: wanted };
+    } catch (err) {
+      console.warn(`rwkv-web: the threaded core did not start (${err?.message ?? err}); running on one thread`);
+    }
+  }
+  const factory = (await import(locateFile('rwkv.web.mjs'))).default;
+  return { core: await factory({ locateFile }), threads: 1 };
+}
+
+// Starts the pthread build. Its pool's workers (classic workers that import the glue
+// again: mainScriptUrlOrBlob) are watched while it starts: one that fails to load would
+// leave the factory waiting forever, so it fails the start instead, and all are ended.
+async function startThreaded(url, locateFile, pthreadPoolSize) {
+  const factory = (await import(url)).default;
+  const NativeWorker = globalThis.Worker;
+  const pool = [];
+  let starting = true, fail;
+  const failed = new Promise((_, reject) => { fail = reject; });
+  globalThis.Worker = class extends NativeWorker {
+    constructor(...args) {
+      super(...args);
+      pool.push(this);
+      this.addEventListener('error', (e) => {
+        if (!starting) return;  // later errors are the runtime's to report
+        e.preventDefault();
+        e.stopImmediatePropagation();
+        fail(new Error(`a pthread worker failed to start: ${e.message || 'it did not load'}`));
+      });
+    }
+  };
+  try {
+    const ready = factory({ locateFile, mainScriptUrlOrBlob: url, pthreadPoolSize });
+    ready.catch?.(() => {});  // a failure after the race was lost is not reported twice
+    return await Promise.race([ready, failed]);
+  } catch (err) {
+    for (const w of pool) w.terminate();
+    throw err;
+  } finally {
+    starting = false;
+    globalThis.Worker = NativeWorker;
+  }
+}
+
+/** Resolves after pending events (messages, abort requests) had their turn. */
+export const yieldToEvents = isNode
+  ? () => new Promise((r) => setImmediate(r))
+  : (() => {  // a MessageChannel round trip: unlike setTimeout, never clamped to 4 ms
+      let ch = null;
+      const queue = [];
+      return () => new Promise((r) => {
+        if (!ch) {
+          ch = new MessageChannel();
+          ch.port1.onmessage = () => queue.shift()?.();
+        }
+        queue.push(r);
+        ch.port2.postMessage(0);
+      });
+    })();
+
+/** Ends this worker abruptly, as a crash would (a test hook: the library must recover). */
+export function crashWorker() {
+  if (isNode) process.exit(70);
+  setTimeout(() => { throw new Error('worker crash requested'); });
+  globalThis.close?.();
+}
