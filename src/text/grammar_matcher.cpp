@@ -91,7 +91,7 @@ void GrammarMatcher::walk(std::vector<uint64_t>& bits) {
   bits.assign((t.vocab() + 63) / 64, 0);
   if (finished_) return;
   path_[0] = state_;
-  const size_t n = t.nodes();
+  const size_t n = t.byte_.size();
   for (size_t i = 0; i < n;) {
     const size_t d = t.depth_[i];
     const auto s = automaton_.next(path_[d - 1], t.byte_[i]);

@@ -29,7 +29,6 @@ class TokenTrie {
   size_t vocab() const { return vocab_; }
   int32_t end_token() const { return end_token_; }
   std::string_view bytes(int32_t id) const;  // the token's bytes (empty for ids outside the trie)
-  size_t nodes() const { return byte_.size(); }
   size_t max_depth() const { return max_depth_; }
 
  private:
