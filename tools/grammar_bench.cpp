@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "text/generate.h"
@@ -39,6 +40,7 @@ std::string read_all(const std::string& path) {
 }
 
 struct Mode {
+  Mode(std::string n, std::string g) : name(std::move(n)), grammar(std::move(g)) {}
   std::string name, grammar;  // grammar empty: unconstrained
   std::vector<double> tps, setup_ms;
   int ended = 0;  // generations that ended before their token budget
@@ -77,7 +79,7 @@ int main(int argc, char** argv) {
   try {
     if (argc < 3) throw Error("usage: rwkv_grammar_bench MODEL VOCAB --grammar NAME=FILE [...] [--tokens N] [--rounds R] [--threads T] [--json]");
     const std::string model_path = argv[1], vocab_path = argv[2];
-    std::vector<Mode> modes{{"none", ""}};
+    std::vector<Mode> modes{Mode("none", "")};
     int tokens = 48, rounds = 5, threads = 1;
     bool json = false;
     for (int i = 3; i < argc; ++i) {
@@ -91,7 +93,7 @@ int main(int argc, char** argv) {
       if (a == "--grammar") {
         const size_t eq = v.find('=');
         if (eq == std::string::npos) throw Error("--grammar takes NAME=FILE");
-        modes.push_back({v.substr(0, eq), read_all(v.substr(eq + 1))});
+        modes.emplace_back(v.substr(0, eq), read_all(v.substr(eq + 1)));
       } else if (a == "--tokens") {
         tokens = std::stoi(v);
       } else if (a == "--rounds") {
