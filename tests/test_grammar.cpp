@@ -504,6 +504,39 @@ TEST_CASE("grammar: the World vocabulary against a brute-force walk", "[grammar]
 
 // ---------------------------------------------------------------------------- generation
 
+namespace {
+
+// One generation to its end on a fresh state.
+struct Run {
+  std::string text;  // everything generated, held-back text included
+  StopReason reason;
+  int generated;
+  bool complete;  // Generator::grammar_complete()
+};
+Run generate(Runner& runner, const Tokenizer& tok, const std::string& prompt, const std::string& grammar, uint64_t seed,
+             int max_tokens) {
+  State state(runner.model().config());
+  GenerateOptions o;
+  o.max_tokens = max_tokens;
+  o.sampler.top_p = 1.0f;  // all of the random model's noise
+  o.sampler.seed = seed;
+  o.grammar = grammar;
+  Generator gen(runner, state, tok, tok.encode(prompt), o);
+  Run r{};
+  Generator::Piece p;
+  do {
+    p = gen.next();
+    r.text += p.text;
+  } while (!p.done);
+  r.text += gen.finish();
+  r.reason = p.reason;
+  r.generated = gen.generated();
+  r.complete = gen.grammar_complete();
+  return r;
+}
+
+}  // namespace
+
 TEST_CASE("grammar: generation on the fixture models always matches", "[grammar][fixtures]") {
   const auto vocab = read_file(fixture("fix-vocab-300.txt"));
   auto world = load_fixture("fix-L3-C64-H2.pth");
@@ -524,31 +557,16 @@ TEST_CASE("grammar: generation on the fixture models always matches", "[grammar]
   for (auto& s : setups) {
     INFO(s.name);
     Runner runner(*s.model);
-    int complete = 0, ended_by_eot = 0;
+    int ended_by_eot = 0;
     for (const std::string* g : {&letters_then_end, &utf8}) {
       for (uint64_t seed = 1; seed <= 12; ++seed) {
         INFO("grammar " << *g << ", seed " << seed);
-        State state(s.model->config());
-        GenerateOptions o;
-        o.max_tokens = 300;
-        o.sampler.top_p = 1.0f;
-        o.sampler.seed = seed;
-        o.grammar = *g;
-        Generator gen(runner, state, s.tok, s.tok.encode("User: hello"), o);
-        std::string out;
-        Generator::Piece p;
-        do {
-          p = gen.next();
-          out += p.text;
-        } while (!p.done);
-        out += gen.finish();
-        REQUIRE((p.reason == StopReason::Grammar || p.reason == StopReason::EndOfText || p.reason == StopReason::MaxTokens));
-        CHECK(matches(*g, out));
-        ++complete;
-        ended_by_eot += p.reason == StopReason::EndOfText;
+        const Run r = generate(runner, s.tok, "User: hello", *g, seed, 300);
+        REQUIRE((r.reason == StopReason::Grammar || r.reason == StopReason::EndOfText || r.reason == StopReason::MaxTokens));
+        CHECK(matches(*g, r.text));
+        ended_by_eot += r.reason == StopReason::EndOfText;
       }
     }
-    CHECK(complete == 24);
     CHECK(ended_by_eot > 0);  // end of text was sampled, and only where the grammar could end
   }
 }
@@ -566,60 +584,31 @@ TEST_CASE("grammar: JSON from noise parses, and a cut document is reported", "[g
   for (int k = 0; k < 2; ++k) {
     Runner runner(*models[k]);
     for (uint64_t seed = 1; seed <= 15; ++seed) {
-      State state(models[k]->config());
-      GenerateOptions o;
-      o.max_tokens = 400;
-      o.sampler.top_p = 1.0f;
-      o.sampler.seed = seed;
-      o.grammar = kSmallJson;
-      Generator gen(runner, state, tokenizers[k], tokenizers[k].encode("{"), o);
-      std::string out;
-      Generator::Piece p;
-      do {
-        p = gen.next();
-        out += p.text;
-      } while (!p.done);
-      INFO("model " << k << ", seed " << seed << ": " << out);
-      CHECK(p.reason == StopReason::Grammar);
-      CHECK(JsonCheck::valid(out));
-      CHECK(gen.grammar_complete());
+      const Run r = generate(runner, tokenizers[k], "{", kSmallJson, seed, 400);
+      INFO("model " << k << ", seed " << seed << ": " << r.text);
+      CHECK(r.reason == StopReason::Grammar);
+      CHECK(JsonCheck::valid(r.text));
+      CHECK(r.complete);
     }
   }
-  // max_tokens in the middle of a document: reported as cut, the text a viable prefix.
   Runner runner(*world);
-  State state(world->config());
-  GenerateOptions o;
-  o.max_tokens = 5;
-  o.sampler.seed = 3;
-  o.grammar = "root ::= \"[\" [0-9]{20} \"]\"";
-  Generator gen(runner, state, tokenizers[0], tokenizers[0].encode("x"), o);
-  Generator::Piece p;
-  std::string out;
-  do {
-    p = gen.next();
-    out += p.text;
-  } while (!p.done);
-  CHECK(p.reason == StopReason::MaxTokensIncomplete);
-  CHECK(std::string(stop_reason_name(p.reason)) == "max_tokens_incomplete");
-  CHECK(out.size() == 5);
-  GrammarAutomaton a(Grammar::parse(o.grammar));
-  CHECK(a.walk(a.start(), out) != GrammarAutomaton::kDead);
-  CHECK(!gen.grammar_complete());
+  const Tokenizer& tok = tokenizers[0];
+  // max_tokens in the middle of a document: reported as cut, the text a viable prefix.
+  const std::string digits = "root ::= \"[\" [0-9]{20} \"]\"";
+  const Run cut = generate(runner, tok, "x", digits, 3, 5);
+  CHECK(cut.reason == StopReason::MaxTokensIncomplete);
+  CHECK(std::string(stop_reason_name(cut.reason)) == "max_tokens_incomplete");
+  CHECK(cut.text.size() == 5);
+  GrammarAutomaton a(Grammar::parse(digits));
+  CHECK(a.walk(a.start(), cut.text) != GrammarAutomaton::kDead);
+  CHECK(!cut.complete);
   // max_tokens where the grammar could end: plain max_tokens.
-  State state2(world->config());
-  o.grammar = "root ::= [0-9]+";
-  Generator gen2(runner, state2, tokenizers[0], tokenizers[0].encode("x"), o);
-  do p = gen2.next(); while (!p.done);
-  CHECK(p.reason == StopReason::MaxTokens);
+  CHECK(generate(runner, tok, "x", "root ::= [0-9]+", 3, 5).reason == StopReason::MaxTokens);
   // A grammar that is complete before any token: nothing is generated.
-  State state3(world->config());
-  o.grammar = "root ::= \"\"";
-  Generator gen3(runner, state3, tokenizers[0], tokenizers[0].encode("x"), o);
-  do p = gen3.next(); while (!p.done);
-  CHECK(p.reason == StopReason::Grammar);
-  CHECK(gen3.generated() == 0);
+  const Run empty = generate(runner, tok, "x", "root ::= \"\"", 3, 5);
+  CHECK(empty.reason == StopReason::Grammar);
+  CHECK(empty.generated == 0);
   // A grammar that does not parse fails the generator's construction.
-  o.grammar = "root ::= \"a";
-  CHECK_THROWS_WITH(Generator(runner, state3, tokenizers[0], tokenizers[0].encode("x"), o),
+  CHECK_THROWS_WITH(generate(runner, tok, "x", "root ::= \"a", 3, 5),
                     "grammar: line 1, column 10: the literal is not closed on its line (write \\n for a newline)");
 }
