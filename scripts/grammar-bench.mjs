@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { defaultBenchModel, root } from '../js/bench.mjs';
 import { jsonObjectGrammar, schemaToGrammar } from '../js/chat/json-schema.mjs';
 import { makeBenchModel } from './make-bench-model.mjs';
@@ -29,27 +30,21 @@ const PEOPLE = {
   },
 };
 
-function parseArgs(argv) {
-  const o = { build: true, model: defaultBenchModel, vocab: path.join(root, '../shared/reference/vocab/rwkv_vocab_v20230424.txt'),
-    tokens: 48, rounds: 5, builds: ['native', 'wasm'], json: false };
-  for (let i = 0; i < argv.length; ++i) {
-    const a = argv[i];
-    if (a === '--skip-build') o.build = false;
-    else if (a === '--json') o.json = true;
-    else if (a === '--model') o.model = path.resolve(argv[++i]);
-    else if (a === '--vocab') o.vocab = path.resolve(argv[++i]);
-    else if (a === '--tokens') o.tokens = Number(argv[++i]);
-    else if (a === '--rounds') o.rounds = Number(argv[++i]);
-    else if (a === '--builds') o.builds = argv[++i].split(',');
-    else if (a === '--help' || a === '-h') {
-      console.log(usage);
-      process.exit(0);
-    } else throw new Error(`unknown option ${a}\n${usage}`);
-  }
-  return o;
+const { values } = parseArgs({
+  options: {
+    'skip-build': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    model: { type: 'string', default: defaultBenchModel },
+    vocab: { type: 'string', default: path.join(root, '../shared/reference/vocab/rwkv_vocab_v20230424.txt') },
+    tokens: { type: 'string', default: '48' }, rounds: { type: 'string', default: '5' },
+    builds: { type: 'string', default: 'native,wasm' },
+  },
+});
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
 }
-
-const o = parseArgs(process.argv.slice(2));
+const o = { build: !values['skip-build'], json: !!values.json, model: path.resolve(values.model), vocab: path.resolve(values.vocab),
+  tokens: Number(values.tokens), rounds: Number(values.rounds), builds: values.builds.split(',') };
 if (!existsSync(o.vocab)) throw new Error(`${o.vocab} is missing: pass --vocab (the World vocabulary, rwkv_vocab_v20230424.txt)`);
 if (!existsSync(o.model)) {
   process.stderr.write(`creating ${path.relative(root, o.model)} (random weights, published 0.1B shape)...\n`);

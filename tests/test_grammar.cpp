@@ -535,23 +535,31 @@ Run generate(Runner& runner, const Tokenizer& tok, const std::string& prompt, co
   return r;
 }
 
-}  // namespace
-
-TEST_CASE("grammar: generation on the fixture models always matches", "[grammar][fixtures]") {
+// The fixture models with their tokenizers; none when the fixtures are missing.
+struct FixtureModel {
+  const char* name;
+  std::unique_ptr<Model> model;
+  Tokenizer tok;
+};
+std::vector<FixtureModel> fixture_models() {
   const auto vocab = read_file(fixture("fix-vocab-300.txt"));
   auto world = load_fixture("fix-L3-C64-H2.pth");
   auto bytes = load_fixture("fix-L2-C64-H1.fp16.pth");
-  if (!vocab || !world || !bytes) {
+  std::vector<FixtureModel> out;
+  if (!vocab || !world || !bytes) return out;
+  out.push_back({"World-style vocabulary (V = 300)", std::move(world), Tokenizer::from_vocab_text(*vocab)});
+  out.push_back({"byte-level (V = 260)", std::move(bytes), Tokenizer::byte_level()});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("grammar: generation on the fixture models always matches", "[grammar][fixtures]") {
+  auto setups = fixture_models();
+  if (setups.empty()) {
     WARN("skipped: fixtures missing in " << fixture_dir() << " (run: node scripts/make-fixtures.mjs)");
     return;
   }
-  struct Setup {
-    const char* name;
-    Model* model;
-    Tokenizer tok;
-  };
-  Setup setups[] = {{"World-style vocabulary (V = 300)", world.get(), Tokenizer::from_vocab_text(*vocab)},
-                    {"byte-level (V = 260)", bytes.get(), Tokenizer::byte_level()}};
   const std::string letters_then_end = "root ::= [a-z]{3,}";
   const std::string utf8 = "root ::= ( [一-龥] | \"é\" | [a-z] | \"👍\" ){1,12} \".\"";
   for (auto& s : setups) {
@@ -572,27 +580,23 @@ TEST_CASE("grammar: generation on the fixture models always matches", "[grammar]
 }
 
 TEST_CASE("grammar: JSON from noise parses, and a cut document is reported", "[grammar][fixtures]") {
-  const auto vocab = read_file(fixture("fix-vocab-300.txt"));
-  auto world = load_fixture("fix-L3-C64-H2.pth");
-  auto bytes = load_fixture("fix-L2-C64-H1.fp16.pth");
-  if (!vocab || !world || !bytes) {
+  auto setups = fixture_models();
+  if (setups.empty()) {
     WARN("skipped: fixtures missing in " << fixture_dir() << " (run: node scripts/make-fixtures.mjs)");
     return;
   }
-  const Tokenizer tokenizers[] = {Tokenizer::from_vocab_text(*vocab), Tokenizer::byte_level()};
-  Model* models[] = {world.get(), bytes.get()};
-  for (int k = 0; k < 2; ++k) {
-    Runner runner(*models[k]);
+  for (auto& s : setups) {
+    Runner runner(*s.model);
     for (uint64_t seed = 1; seed <= 15; ++seed) {
-      const Run r = generate(runner, tokenizers[k], "{", kSmallJson, seed, 400);
-      INFO("model " << k << ", seed " << seed << ": " << r.text);
+      const Run r = generate(runner, s.tok, "{", kSmallJson, seed, 400);
+      INFO(s.name << ", seed " << seed << ": " << r.text);
       CHECK(r.reason == StopReason::Grammar);
       CHECK(JsonCheck::valid(r.text));
       CHECK(r.complete);
     }
   }
-  Runner runner(*world);
-  const Tokenizer& tok = tokenizers[0];
+  Runner runner(*setups[0].model);
+  const Tokenizer& tok = setups[0].tok;
   // max_tokens in the middle of a document: reported as cut, the text a viable prefix.
   const std::string digits = "root ::= \"[\" [0-9]{20} \"]\"";
   const Run cut = generate(runner, tok, "x", digits, 3, 5);

@@ -19,19 +19,12 @@
 #include <vector>
 
 #include "text/generate.h"
+#include "timing.h"
 
 using namespace rwkv;
-using Clock = std::chrono::steady_clock;
+using namespace rwkv::timing;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 std::string read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -84,22 +77,23 @@ int main(int argc, char** argv) {
     bool json = false;
     for (int i = 3; i < argc; ++i) {
       const std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc) throw Error("missing value after " + a);
+        return argv[++i];
+      };
       if (a == "--json") {
         json = true;
-        continue;
-      }
-      if (i + 1 >= argc) throw Error("missing value after " + a);
-      const std::string v = argv[++i];
-      if (a == "--grammar") {
+      } else if (a == "--grammar") {
+        const std::string v = value();
         const size_t eq = v.find('=');
         if (eq == std::string::npos) throw Error("--grammar takes NAME=FILE");
         modes.emplace_back(v.substr(0, eq), read_all(v.substr(eq + 1)));
       } else if (a == "--tokens") {
-        tokens = std::stoi(v);
+        tokens = std::stoi(value());
       } else if (a == "--rounds") {
-        rounds = std::stoi(v);
+        rounds = std::stoi(value());
       } else if (a == "--threads") {
-        threads = std::stoi(v);
+        threads = std::stoi(value());
       } else {
         throw Error("unknown option " + a);
       }
