@@ -20,23 +20,16 @@
 #include "model/runner.h"
 #include "kernels/simd.h"
 #include "kernels/threads.h"
+#include "timing.h"
 
 #if !defined(__EMSCRIPTEN__)
 #include <sys/resource.h>
 #endif
 
 using namespace rwkv;
-using Clock = std::chrono::steady_clock;
+using namespace rwkv::timing;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // Peak resident memory natively; the wasm heap (memory size) under Emscripten.
 double peak_memory_mb() {

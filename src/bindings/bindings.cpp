@@ -185,6 +185,12 @@ GenerateOptions generate_options(const val& o) {
   RWKV_GENERATE_NUMERIC(RWKV_READ_NUMBER)
   RWKV_GENERATE_LISTS(RWKV_READ)
   RWKV_GENERATE_MAPS(RWKV_READ)
+  // Not in the options schema yet: the grammar text (docs/grammar.md).
+  const val grammar = o["grammar"];
+  if (!grammar.isUndefined() && !grammar.isNull()) {
+    if (!grammar.isString()) throw Error("grammar must be a string in the notation of docs/grammar.md");
+    out.grammar = grammar.as<std::string>();
+  }
   return out;
 }
 #undef RWKV_READ_NUMBER
@@ -373,6 +379,44 @@ class WasmGenerator {
   std::optional<Generator> gen;
 };
 
+// Constrained decoding without a Generator (docs/grammar.md): which tokens a grammar
+// allows next, for sampling step by step. Idle until start().
+class WasmGrammar {
+ public:
+  // `text`: the grammar; `vocab`: the model's vocabulary size (token 0 is end of text,
+  // allowed only where the grammar may end). Undefined or an error record.
+  val start(const WasmTokenizer& t, const std::string& text, int vocab) {
+    return checked([&] {
+      matcher.reset();
+      if (vocab <= 0) throw Error("grammar: the vocabulary size must be positive, not " + std::to_string(vocab));
+      matcher.emplace(Grammar::parse(text), std::make_shared<TokenTrie>(t.tok, size_t(vocab), 0));
+      flags.assign(size_t(vocab), 0);
+      return val::undefined();
+    });
+  }
+  // A Uint8Array view (vocab entries): 1 where the token may come next. Valid until the
+  // next call that may grow the heap.
+  val allowed() {
+    return guard([&] {
+      const auto& bits = started().allowed();
+      for (size_t t = 0; t < flags.size(); ++t) flags[t] = uint8_t((bits[t >> 6] >> (t & 63)) & 1);
+      return val(emscripten::typed_memory_view(flags.size(), flags.data()));
+    });
+  }
+  // Advances by the token; throws when the grammar does not allow it.
+  void accept(int32_t token) { guard([&] { started().accept(token); }); }
+  bool canEnd() { return guard([&] { return started().can_end(); }); }
+  bool ended() { return guard([&] { return started().ended(); }); }
+
+ private:
+  GrammarMatcher& started() {
+    if (!matcher) throw Error("grammar not started");
+    return *matcher;
+  }
+  std::optional<GrammarMatcher> matcher;
+  std::vector<uint8_t> flags;
+};
+
 // One draw from logits with the given options (a fresh sampler: no penalty history).
 val sample_once(const val& logits, const val& options) {
   return checked([&] {
@@ -413,6 +457,13 @@ EMSCRIPTEN_BINDINGS(rwkv) {
       .function("start", &WasmGenerator::start)
       .function("next", &WasmGenerator::next)
       .function("finish", &WasmGenerator::finish);
+  class_<WasmGrammar>("Grammar")
+      .constructor<>()
+      .function("start", &WasmGrammar::start)
+      .function("allowed", &WasmGrammar::allowed)
+      .function("accept", &WasmGrammar::accept)
+      .function("canEnd", &WasmGrammar::canEnd)
+      .function("ended", &WasmGrammar::ended);
   class_<WasmState>("State")
       .function("data", &WasmState::data)
       .function("size", &WasmState::size)

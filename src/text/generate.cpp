@@ -11,6 +11,8 @@ const char* stop_reason_name(StopReason r) {
     case StopReason::EndOfText: return "end_of_text";
     case StopReason::StopToken: return "stop_token";
     case StopReason::StopString: return "stop";
+    case StopReason::Grammar: return "grammar";
+    case StopReason::MaxTokensIncomplete: return "max_tokens_incomplete";
     case StopReason::None: break;
   }
   return "none";
@@ -43,6 +45,13 @@ Generator::Generator(Runner& runner, State& state, const Tokenizer& tokenizer, s
   for (int32_t t : prompt_)
     if (t < 0 || size_t(t) >= V)
       throw Error("prompt token " + std::to_string(t) + " is out of range for a vocabulary of " + std::to_string(V));
+  if (!options_.grammar.empty())
+    grammar_.emplace(Grammar::parse(options_.grammar),
+                     std::make_shared<TokenTrie>(tokenizer_, V, options_.stop_at_end_of_text ? 0 : -1));
+}
+
+StopReason Generator::max_tokens_reason() const {
+  return grammar_ && !grammar_->can_end() ? StopReason::MaxTokensIncomplete : StopReason::MaxTokens;
 }
 
 Generator::Piece Generator::next() {
@@ -66,13 +75,16 @@ Generator::Piece Generator::next() {
     p.reason = r;
     return p;
   };
-  if (generated_ >= options_.max_tokens) return finish_with(StopReason::MaxTokens);
+  if (grammar_ && grammar_->ended()) return finish_with(StopReason::Grammar);
+  if (generated_ >= options_.max_tokens) return finish_with(max_tokens_reason());
 
+  if (grammar_) grammar_->mask(logits_);
   const int32_t token = sampler_.sample(logits_);
   p.token = token;
   if (token == 0 && options_.stop_at_end_of_text) return finish_with(StopReason::EndOfText);
   if (std::find(options_.stop_tokens.begin(), options_.stop_tokens.end(), token) != options_.stop_tokens.end())
     return finish_with(StopReason::StopToken);
+  if (grammar_) grammar_->accept(token);
   sampler_.accept(token);
   ++generated_;
   auto l = runner_.step(state_, token);
@@ -81,9 +93,13 @@ Generator::Piece Generator::next() {
   auto r = stops_.push(utf8_.push(tokenizer_.token_bytes(token)));
   p.text = std::move(r.text);
   if (r.stopped) return finish_with(StopReason::StopString);
+  if (grammar_ && grammar_->ended()) {
+    p.text += finish();
+    return finish_with(StopReason::Grammar);
+  }
   if (generated_ >= options_.max_tokens) {
     p.text += finish();
-    return finish_with(StopReason::MaxTokens);
+    return finish_with(max_tokens_reason());
   }
   return p;
 }

@@ -3,10 +3,12 @@
 // delivering text piece by piece. Pull-based: each next() does one token, so a caller
 // (the JS worker) can yield, stream and abort between tokens. The order of the steps and
 // the stop rules: docs/sampling.md#the-generation-loop.
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/runner.h"
+#include "text/grammar_matcher.h"
 #include "text/sampler.h"
 #include "text/textstream.h"
 #include "text/tokenizer.h"
@@ -20,16 +22,25 @@ struct GenerateOptions {
   std::vector<int32_t> stop_tokens;       // ids that end generation (not emitted, not fed)
   std::vector<std::string> stop_strings;  // end generation when the text contains one (not emitted)
   bool stop_at_end_of_text = true;        // token 0 ends generation
+  // A grammar (docs/grammar.md) the generated text must match; empty: none. Tokens it
+  // does not allow next are masked before sampling; end of text (token 0, when it ends
+  // generation) only where the grammar may end; generation stops where it has ended.
+  std::string grammar;
   void validate(size_t vocab) const;      // throws rwkv::Error naming the bad option
 };
 
-enum class StopReason { None, MaxTokens, EndOfText, StopToken, StopString };
-const char* stop_reason_name(StopReason r);  // "max_tokens", "end_of_text", "stop_token", "stop"
+// Grammar: the grammar has ended (the text is a complete match and nothing may follow).
+// MaxTokensIncomplete: max_tokens was reached while the grammar could not end there, so
+// the text is cut short (a JSON document left open, say); MaxTokens is used otherwise.
+enum class StopReason { None, MaxTokens, EndOfText, StopToken, StopString, Grammar, MaxTokensIncomplete };
+// "max_tokens", "end_of_text", "stop_token", "stop", "grammar", "max_tokens_incomplete"
+const char* stop_reason_name(StopReason r);
 
 class Generator {
  public:
   // Feeds `prompt` (at least one token) to `state` by parallel prefill on the first
-  // next(). Throws rwkv::Error for an empty prompt, ids out of range or bad options.
+  // next(). Throws rwkv::Error for an empty prompt, ids out of range, bad options or a
+  // grammar that does not parse.
   // The runner, state and tokenizer must outlive the generator.
   Generator(Runner& runner, State& state, const Tokenizer& tokenizer, std::vector<int32_t> prompt,
             GenerateOptions options);
@@ -52,8 +63,12 @@ class Generator {
   std::string finish();
 
   int generated() const { return generated_; }
+  // With a grammar: the text so far is a complete match (false without one).
+  bool grammar_complete() const { return grammar_ && grammar_->can_end(); }
 
  private:
+  StopReason max_tokens_reason() const;
+
   Runner& runner_;
   State& state_;
   const Tokenizer& tokenizer_;
@@ -62,6 +77,7 @@ class Generator {
   Sampler sampler_;
   Utf8Stream utf8_;
   StopMatcher stops_;
+  std::optional<GrammarMatcher> grammar_;
   std::vector<float> logits_;  // (V) logits to sample the next token from
   size_t fed_ = 0;  // prompt tokens fed so far
   bool done_ = false;
