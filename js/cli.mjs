@@ -51,6 +51,13 @@ function schemaValues(values, schema) {
   return out;
 }
 
+/** The generation options of the command line; --grammar names a file. */
+async function generationValues(values) {
+  const out = schemaValues(values, GENERATE_OPTIONS);
+  if (out.grammar !== undefined) out.grammar = await readFile(out.grammar, 'utf8');
+  return out;
+}
+
 function parseTokens(text) {
   if (!text) throw new UsageError('--tokens is required (comma-separated ids)');
   return text.split(',').map((s) => {
@@ -126,7 +133,7 @@ const generationFlags = { ...modelFlags, ...cliFlags(GENERATE_OPTIONS), 'state-f
 async function generate(argv) {
   const { values } = parseArgs({ args: argv, options: { ...generationFlags, prompt: { type: 'string' } } });
   if (values.prompt === undefined) throw new UsageError('--prompt is required');
-  const opts = schemaValues(values, GENERATE_OPTIONS);
+  const opts = await generationValues(values);
   const model = await openModel(values);
   const session = await model.createSession();
   if (values['state-file']) await session.loadStateFile(values['state-file']);
@@ -147,7 +154,7 @@ async function generate(argv) {
 
 async function chat(argv) {
   const { values } = parseArgs({ args: argv, options: generationFlags });
-  const opts = { ...PRESETS.chat, ...schemaValues(values, GENERATE_OPTIONS) };
+  const opts = { ...PRESETS.chat, ...await generationValues(values) };
   const model = await openModel(values);
   if (!model.hasVocab) throw new UsageError('chat needs --vocab (unless the model is byte-level)');
   const session = await model.createSession();

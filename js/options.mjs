@@ -56,6 +56,8 @@ export const GENERATE_OPTIONS = Object.freeze([
     flag: 'ban', help: 'token ids never sampled (comma-separated; 0 = never end the text)' }),
   option({ name: 'logitBias', type: 'map', default: {}, core: 'sampler.logit_bias',
     flag: 'logit-bias', openai: 'logit_bias', help: 'added to the logits of tokens: ID:BIAS,ID:BIAS...' }),
+  option({ name: 'grammar', type: 'string', default: undefined, core: 'generate.grammar',
+    flag: 'grammar', help: 'the generated text must match this grammar (docs/grammar.md; the CLI takes a file)' }),
 ]);
 
 /** The quantization names `quant` takes and the weight types they give the matrices. */

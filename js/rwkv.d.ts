@@ -78,6 +78,8 @@ export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;             // [0, 1e9]; default 200
   stop?: string[];                // stop strings: matched on the text, not emitted
   stopTokens?: number[];
+  /** The text must match this grammar (docs/grammar.md); generation ends where it ends. */
+  grammar?: string;
   signal?: AbortSignal;
 }
 
@@ -106,7 +108,7 @@ export interface GenerateResult {
   text: string;
   tokens: number;                 // tokens generated
   promptTokens: number;
-  stopReason: 'max_tokens' | 'end_of_text' | 'stop_token' | 'stop' | 'aborted';
+  stopReason: 'max_tokens' | 'end_of_text' | 'stop_token' | 'stop' | 'grammar' | 'max_tokens_incomplete' | 'aborted';
   prefillMs: number; decodeMs: number; totalMs: number;
   tokensPerSecond: number;
 }

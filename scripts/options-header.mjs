@@ -20,7 +20,7 @@ const split = (o) => o.core.split('.');
 
 const structs = { sampler: 'SamplerOptions', generate: 'GenerateOptions' };
 const rows = {};  // `${struct}_${kind}` -> lines
-for (const st of Object.keys(structs)) for (const kind of ['NUMERIC', 'LISTS', 'MAPS']) rows[`${st}_${kind}`] = [];
+for (const st of Object.keys(structs)) for (const kind of ['NUMERIC', 'LISTS', 'MAPS', 'STRINGS']) rows[`${st}_${kind}`] = [];
 const defaults = [];
 for (const o of GENERATE_OPTIONS) {
   if (!o.core) continue;
@@ -34,6 +34,8 @@ for (const o of GENERATE_OPTIONS) {
     rows[`${struct}_LISTS`].push(`  X(${names})`);
   } else if (o.type === 'map') {
     rows[`${struct}_MAPS`].push(`  X(${names})`);
+  } else if (o.type === 'string') {
+    rows[`${struct}_STRINGS`].push(`  X(${names})`);
   } else {
     throw new Error(`option ${o.name}: no C++ form for type ${o.type}`);
   }
@@ -47,7 +49,8 @@ const text = `#pragma once
 // Generated from js/options.mjs by scripts/options-header.mjs: do not edit.
 // The generation options the core reads from JS (by their library and OpenAI names), with
 // their defaults and valid ranges, per struct: SAMPLER = SamplerOptions, GENERATE =
-// GenerateOptions; NUMERIC = numbers, LISTS = arrays, MAPS = token id -> number.
+// GenerateOptions; NUMERIC = numbers, LISTS = arrays, MAPS = token id -> number,
+// STRINGS = strings.
 #include <cmath>
 
 ${macros.join('\n')}

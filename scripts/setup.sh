@@ -24,6 +24,9 @@ if [ ${#want[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
 fi
 
-if [ -f package-lock.json ] && [ ! -d node_modules ] && grep -q '"dependencies"\|"devDependencies"' package.json; then
-  npm ci --no-audit --no-fund --loglevel=error
+# npm packages: installed when missing, and again when package-lock.json changed since.
+if [ -f package-lock.json ] && grep -q '"dependencies"\|"devDependencies"' package.json; then
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
 fi

@@ -148,6 +148,13 @@ void read_option(const val& o, std::vector<int32_t>& field, const char* name, co
   if (!v.isUndefined() && !v.isNull()) field = emscripten::convertJSArrayToNumberVector<int32_t>(v);
 }
 
+void read_option(const val& o, std::string& field, const char* name, const char* openai) {
+  const val v = o[name];
+  if (v.isUndefined() || v.isNull()) return;
+  if (!v.isString()) throw Error(option_message(name, openai, "must be a string"));
+  field = v.as<std::string>();
+}
+
 // {token id: bias}: keys are decimal token ids, values finite numbers (checked by the core).
 void read_option(const val& o, std::vector<std::pair<int32_t, float>>& field, const char* name, const char* openai) {
   const val bias = o[name];
@@ -175,6 +182,7 @@ SamplerOptions sampler_options(const val& o) {
   RWKV_SAMPLER_NUMERIC(RWKV_READ_NUMBER)
   RWKV_SAMPLER_LISTS(RWKV_READ)
   RWKV_SAMPLER_MAPS(RWKV_READ)
+  RWKV_SAMPLER_STRINGS(RWKV_READ)
   return out;
 }
 
@@ -185,12 +193,7 @@ GenerateOptions generate_options(const val& o) {
   RWKV_GENERATE_NUMERIC(RWKV_READ_NUMBER)
   RWKV_GENERATE_LISTS(RWKV_READ)
   RWKV_GENERATE_MAPS(RWKV_READ)
-  // Not in the options schema yet: the grammar text (docs/grammar.md).
-  const val grammar = o["grammar"];
-  if (!grammar.isUndefined() && !grammar.isNull()) {
-    if (!grammar.isString()) throw Error("grammar must be a string in the notation of docs/grammar.md");
-    out.grammar = grammar.as<std::string>();
-  }
+  RWKV_GENERATE_STRINGS(RWKV_READ)
   return out;
 }
 #undef RWKV_READ_NUMBER
