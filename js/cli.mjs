@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { load, loadVocab } from './rwkv.mjs';
+import { convert as convertModel, load, loadVocab } from './rwkv.mjs';
 import { GENERATE_OPTIONS, LOAD_OPTIONS, PRESETS, cliFlags, flagHelp, parseFlags } from './options.mjs';
 import { STATE_HEADER_BYTES } from './state-format.mjs';
 
@@ -23,9 +23,10 @@ const usage = `usage:
       optionally the final state as raw floats (docs/state-format.md, without the header)
   node js/cli.mjs tokenize --vocab FILE --text TEXT
       prints the token ids as a JSON array
-  node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]
-      writes the model IN (.pth, .safetensors or .rwkv) as a .rwkv file (docs/format.md):
-      weights as --quant converts them (default: as they are), the vocabulary embedded
+  node js/cli.mjs convert IN OUT [--quant auto|int8|q4|bf16|f32] [--vocab FILE]
+      writes the model IN (a file or URL: .pth, .safetensors or .rwkv) as a .rwkv file
+      (docs/format.md) as it streams in, never whole in memory: weights as --quant converts
+      them (default auto: as they are when they fit --memory-budget), the vocabulary embedded
   node js/cli.mjs bench [--model FILE] [--threads 1,2] [--precisions keep,int8,q4] [--json] [--skip-build]
       decode and prefill tokens/s, natively and as wasm, bytes read per token against the
       measured memory bandwidth, peak memory (docs/bench.md); the model defaults to a random
@@ -202,7 +203,7 @@ const mbText = (n) => `${(n / 2 ** 20).toFixed(1)} MB`;
 
 async function convert(argv) {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...cliFlags(LOAD_FLAGS), vocab: { type: 'string' } } });
-  if (positionals.length !== 2) throw new UsageError('convert needs IN and OUT: node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]');
+  if (positionals.length !== 2) throw new UsageError('convert needs IN and OUT: node js/cli.mjs convert IN OUT [--quant auto|int8|q4|bf16|f32] [--vocab FILE]');
   const [input, output] = positionals;
   const loadOptions = schemaValues(values, LOAD_FLAGS);
   const { quant } = loadOptions;
@@ -210,15 +211,12 @@ async function convert(argv) {
   const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
   const metadata = { source: path.basename(input), converter: `rwkv-web ${version} convert${quant ? ` --quant ${quant}` : ''}` };
   if (values.vocab) metadata.vocabulary = path.basename(values.vocab);
-  const inSize = (await stat(input)).size;
-  const model = await load(input, { ...loadOptions, onProgress: progressBar() });
-  try {
-    const { bytes, vocabBytes, dtype } = await model.save(output, { vocab: values.vocab, metadata });
-    console.log(`${input} (${mbText(inSize)}) -> ${output} (${mbText(bytes)}, ${dtype} weights` +
-      `${vocabBytes ? ', vocabulary embedded' : ''}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  } finally {
-    await model.dispose();
-  }
+  const inSize = /^https?:/.test(input) ? 0 : (await stat(input)).size;
+  const { bytes, vocabBytes, dtype, peakBytes } = await convertModel(input, output, {
+    ...loadOptions, vocab: values.vocab, metadata, onProgress: progressBar(),
+  });
+  console.log(`${input}${inSize ? ` (${mbText(inSize)})` : ''} -> ${output} (${mbText(bytes)}, ${dtype} weights` +
+    `${vocabBytes ? ', vocabulary embedded' : ''}) in ${((performance.now() - started) / 1000).toFixed(1)} s, peak ${mbText(peakBytes)}`);
 }
 
 async function bench(argv) {

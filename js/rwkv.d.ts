@@ -46,9 +46,13 @@ export interface LoadOptions {
   /**
    * Convert the weight matrices on load: 'int8' (= 'q8_0': blocks of 32 int8 values with a
    * float scale, the large matrices only), 'q4' (= 'q4_0'), 'bf16' or 'f32' (every matrix).
-   * Default: as in the file.
+   * 'auto' (the default): as in the file when the model fits `memoryBudget`, else bf16,
+   * int8 or q4, the first that fits; when none does, the load fails after the file's header
+   * (OutOfMemoryError giving each choice's size).
    */
-  quant?: 'int8' | 'q8_0' | 'q4' | 'q4_0' | 'bf16' | 'f32';
+  quant?: 'auto' | 'int8' | 'q8_0' | 'q4' | 'q4_0' | 'bf16' | 'f32';
+  /** Bytes the model may take (default: 4 GB less 16 MB for the runtime and 256 MB for sessions). */
+  memoryBudget?: number;
 }
 
 export interface ModelConfig {
@@ -124,6 +128,13 @@ export declare const defaultGenerateOptions: Readonly<Required<Omit<GenerateOpti
 
 export declare function load(source: Source, options?: LoadOptions): Promise<Model>;
 /** Empties what is kept on the device: downloads and converted models. */
+/**
+ * Converts a model file to a .rwkv file at `path` (Node) as it streams in, without loading
+ * the model (memory near its largest tensor); written to path.tmp, then renamed.
+ */
+export declare function convert(source: Source, path: string, options?: LoadOptions & {
+  vocab?: Source; metadata?: Record<string, string>; onProgress?: (p: LoadProgress) => void; signal?: AbortSignal; worker?: boolean;
+}): Promise<{ bytes: number; peakBytes: number; dtype: string; vocabBytes: number }>;
 export declare function clearCache(options?: { cacheDir?: string }): Promise<void>;
 /** True when load(url, {quant}) would read the model from this device (no download). */
 export declare function isKeptOnDevice(url: string | URL, options?: { quant?: LoadOptions['quant']; cacheDir?: string }): Promise<boolean>;

@@ -92,6 +92,26 @@ export async function load(source, options = {}) {
   return model;
 }
 
+/**
+ * Converts a model file (official .pth or .safetensors, or a .rwkv file) to a .rwkv file
+ * at `path` (Node) as it streams in, without loading the model: memory stays near the
+ * largest tensor. options: {vocab (a Source: embedded in the file), metadata (strings),
+ * onProgress, signal, worker} and the LOAD_OPTIONS (quant, memoryBudget, cache). Resolves
+ * to {bytes, peakBytes, dtype (how the matrices are held), vocabBytes}.
+ */
+export async function convert(source, path, options = {}) {
+  checkLoadOptions(options);
+  const { onProgress, signal, vocab, metadata, worker = true, ...rest } = options;
+  const client = new Client(await startEngine(worker === false));
+  try {
+    return await client.call('convertModel', {
+      source: describeSource(source), path: String(path), vocab: vocab ? describeSource(vocab) : undefined, metadata, options: rest,
+    }, { signal, onEvent: progressReporter(onProgress) });
+  } finally {
+    client.terminate();
+  }
+}
+
 export class Model {
   #client = null;
   #source;
