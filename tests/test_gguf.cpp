@@ -176,6 +176,27 @@ TEST_CASE("k-quant GGUF matrices decode as ggml's reference decoder reads them",
   }
 }
 
+TEST_CASE("every block type decodes as the reference decoder does, bit for bit", "[gguf][kquant]") {
+  for (const char* name : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K"}) {
+    const auto bytes = read_file(fixture(std::string("ggml-blocks.") + name + ".bin"));
+    const auto want = read_f32(fixture(std::string("ggml-blocks.") + name + ".f32"));
+    if (!bytes || want.empty()) {
+      WARN("skipped: " << fixture(std::string("ggml-blocks.") + name + ".bin") << " is missing");
+      continue;
+    }
+    uint32_t type = 0;
+    while (ggml_type_name(type) != name) ++type;
+    INFO(name);
+    REQUIRE(ggml_type_readable(type));
+    REQUIRE(bytes->size() == want.size() / size_t(ggml_block_size(type)) * ggml_block_bytes(type));
+    std::vector<float> got(want.size());
+    ggml_to_float(type, reinterpret_cast<const uint8_t*>(bytes->data()), int64_t(got.size()), got.data());
+    size_t differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &want[i], 4) != 0;
+    CHECK(differ == 0);
+  }
+}
+
 TEST_CASE("the World vocabulary of a GGUF's metadata is the vocabulary file's", "[gguf][vocab]") {
   const std::string file = fixture("rand-L2-D128-V65536.Q8_0.gguf");
   const auto text = read_file(std::string(reference_dir()) + "/vocab/rwkv_vocab_v20230424.txt");

@@ -14,14 +14,16 @@
 //   fix-L2-C256.{Q4_K,Q5_K,Q6_K}.seq16.{json,logits.f32,state.f32}
 //       the JS reference (tests/reference/rwkv7.mjs) on the weights as the reference
 //       decoder (tests/reference/ggml-dequant.mjs) reads them back from that GGUF file
+//   ggml-blocks.<TYPE>.{bin,f32}                      random blocks of every block type the
+//       C++ reader decodes (finite scales, random values) and the reference decoder's output
 // Output is deterministic; nothing here is committed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeGguf, ggufConfigOf } from '../../js/formats/gguf-writer.mjs';
-import { buildFixtureModel, FIXTURES, readPth, writeGolden, fixtureTokens } from '../../scripts/make-fixtures.mjs';
+import { buildFixtureModel, FIXTURES, readPth, writeGolden, fixtureTokens, mulberry32 } from '../../scripts/make-fixtures.mjs';
 import { readGguf } from './gguf-read.mjs';
-import { dequantize } from './ggml-dequant.mjs';
+import { dequantize, typeBytes } from './ggml-dequant.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const GGUF_TYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0'];
@@ -30,6 +32,26 @@ export const KQUANT_FIXTURE = {
   name: 'fix-L2-C256', seed: 0x9e0f0256, dtype: 'f32',
   L: 2, C: 256, N: 64, F: 512, V: 300, Dw: 32, Da: 16, Dv: 24, Dg: 48, block0V: false,
 };
+
+// Where each block type keeps its scales: f16 fields (byte offsets in a block), Q8_K an f32.
+export const BLOCK_SCALES = {
+  Q4_0: [0], Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2], Q8_0: [0], Q8_1: [0, 2],
+  Q2_K: [80, 82], Q3_K: [108], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208], Q8_K: [],
+};
+
+// `blocks` random blocks of `type`: random bytes, finite random scales (|d| in [2^-7, 2^-1)).
+function randomBlocks(type, blocks, seed) {
+  const rand = mulberry32(seed);
+  const per = typeBytes(type, type.endsWith('_K') ? 256 : 32);
+  const bytes = new Uint8Array(per * blocks).map(() => Math.floor(rand() * 256));
+  const dv = new DataView(bytes.buffer);
+  for (let b = 0; b < blocks; b++) {
+    for (const at of BLOCK_SCALES[type])
+      dv.setUint16(b * per + at, (rand() < 0.5 ? 0x8000 : 0) | ((8 + Math.floor(rand() * 6)) << 10) | Math.floor(rand() * 1024), true);
+    if (type === 'Q8_K') dv.setFloat32(b * per, (rand() * 2 - 1) / 64, true);
+  }
+  return bytes;
+}
 
 // The GGUF names of the large matrices, the ones written in the chosen type.
 function largeName(key) {
@@ -78,6 +100,14 @@ export async function main(outDir = 'build/fixtures', refDir = path.resolve(here
       return { ...x, data: dequantize(t, info.data, x.data.length) };
     });
     written.push(...writeGolden(outDir, `${KQUANT_FIXTURE.name}.${t}.seq16`, name, decoded, tokens).files);
+  }
+  for (const [i, type] of Object.keys(BLOCK_SCALES).entries()) {
+    const blocks = 16, count = blocks * (type.endsWith('_K') ? 256 : 32);
+    const bytes = randomBlocks(type, blocks, 0xb10c0000 + i);
+    const values = dequantize(type, bytes, count);
+    fs.writeFileSync(path.join(outDir, `ggml-blocks.${type}.bin`), bytes);
+    fs.writeFileSync(path.join(outDir, `ggml-blocks.${type}.f32`), new Uint8Array(values.buffer));
+    written.push(`ggml-blocks.${type}.bin`, `ggml-blocks.${type}.f32`);
   }
   return written;
 }
