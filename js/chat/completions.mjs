@@ -42,6 +42,17 @@ const ALIASES = { max_completion_tokens: 'max_tokens' };
 // Fields OpenAI clients send that change nothing here.
 const IGNORED = new Set(['model', 'user', 'store', 'metadata', 'service_tier', 'parallel_tool_calls', 'signal']);
 
+/** True when `v` is not even of the kind the option takes (OpenAI's invalid_type). */
+function wrongType(o, v) {
+  switch (o.type) {
+    case 'number': case 'integer': return typeof v !== 'number';
+    case 'string[]': case 'integer[]': return !Array.isArray(v);
+    case 'map': return v === null || typeof v !== 'object' || Array.isArray(v);
+    case 'boolean': return typeof v !== 'boolean';
+    default: return typeof v !== 'string';
+  }
+}
+
 function generateOptions(request) {
   const out = {};
   for (const [key, o] of REQUEST_OPTIONS) {
@@ -54,7 +65,7 @@ function generateOptions(request) {
         fail(key, `logit_bias for token ${id} must be between -100 and 100, not ${bias}`);
     }
     const err = checkValue(o, v);
-    if (err) fail(key, err, typeof v === (o.type === 'integer' ? 'number' : o.type) ? 'invalid_value' : 'invalid_type');
+    if (err) fail(key, err, wrongType(o, v) ? 'invalid_type' : 'invalid_value');
     out[o.name] = v;
   }
   return out;
