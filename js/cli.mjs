@@ -18,6 +18,9 @@ const usage = `usage:
   node js/cli.mjs chat --model FILE|URL [--vocab FILE|URL] [options]
       interactive chat (User:/Assistant:), the model state kept between turns;
       /reset starts over, /save FILE and /load FILE keep a conversation's state, /exit ends
+  node js/cli.mjs serve --model FILE|URL [--vocab FILE|URL] [--port 8000] [--host 127.0.0.1] [--max-clients 16]
+      an OpenAI-compatible server: POST /v1/chat/completions, POST /v1/completions (stream:
+      true for server-sent events), GET /v1/models; binds to 127.0.0.1 unless --host says
   node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
       writes the logits after every token as raw little-endian float32 rows (T x V), and
       optionally the final state as raw floats (docs/state-format.md, without the header)
@@ -197,6 +200,23 @@ async function chat(argv) {
   await model.dispose();
 }
 
+async function serve(argv) {
+  const { values } = parseArgs({
+    args: argv, options: { ...modelFlags, port: { type: 'string', default: '8000' }, host: { type: 'string', default: '127.0.0.1' }, 'max-clients': { type: 'string', default: '16' } },
+  });
+  const port = Number(values.port), maxClients = Number(values['max-clients']);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: '${values.port}' is not a port number`);
+  if (!Number.isInteger(maxClients) || maxClients < 1) throw new UsageError(`--max-clients: '${values['max-clients']}' is not a positive integer`);
+  const model = await openModel(values);
+  if (!model.hasVocab) throw new UsageError('serve needs --vocab (unless the model is byte-level)');
+  const { startServer } = await import('./chat/server.mjs');
+  const server = await startServer(model, { port, host: values.host, maxClients });
+  console.log(`serving ${model.name} at ${server.url}`);
+  await new Promise((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+  await server.close();
+  await model.dispose();
+}
+
 /** Bytes as MB with one decimal. */
 const mbText = (n) => `${(n / 2 ** 20).toFixed(1)} MB`;
 
@@ -245,7 +265,7 @@ async function bench(argv) {
   console.log(values.json ? JSON.stringify(results, null, 2) : formatReport(results));
 }
 
-const commands = { logits, tokenize, generate, chat, convert, bench };
+const commands = { logits, tokenize, generate, chat, serve, convert, bench };
 
 async function main() {
   const [cmd, ...rest] = process.argv.slice(2);

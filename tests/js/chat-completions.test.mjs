@@ -157,13 +157,13 @@ test('requests OpenAI would refuse are InvalidRequestError with OpenAI\'s error 
 
 test('an abort ends a stream with AbortError and a request with it', { skip: skipNoFixtures }, async () => {
   const ac = new AbortController();
-  const stream = await model.chat.completions.create({ messages: history, max_tokens: 400, bannedTokens: [0], stop: ['never'], stream: true, signal: ac.signal });
+  const stream = await model.chat.completions.create({ messages: history, max_tokens: 400, logit_bias: { 11: -100, 257: -100 }, stream: true, signal: ac.signal });
   let n = 0;
   await assert.rejects(async () => {
     for await (const ch of stream) if (ch.choices[0]?.delta.content && ++n === 3) ac.abort();
   }, (e) => e.name === 'AbortError');
   const ac2 = new AbortController();
-  const p = model.chat.completions.create({ messages: history, max_tokens: 400, bannedTokens: [0], stop: ['never'], signal: ac2.signal });
+  const p = model.chat.completions.create({ messages: history, max_tokens: 400, logit_bias: { 11: -100, 257: -100 }, signal: ac2.signal });
   setTimeout(() => ac2.abort(), 20);
   await assert.rejects(p, (e) => e.name === 'AbortError');
   assert.equal((await model.memory()).sessions, 0, 'a session of an aborted request was left behind');
