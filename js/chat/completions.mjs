@@ -42,6 +42,16 @@ const ALIASES = { max_completion_tokens: 'max_tokens' };
 // Fields OpenAI clients send that change nothing here.
 const IGNORED = new Set(['model', 'user', 'store', 'metadata', 'service_tier', 'parallel_tool_calls', 'signal']);
 
+/**
+ * Library-named generate options ({maxTokens, topP, ...}, as the CLI and the page hold
+ * them) as the fields of a request ({max_tokens, top_p, ...}).
+ */
+export function requestFields(options) {
+  const out = {};
+  for (const [key, o] of REQUEST_OPTIONS) if (options[o.name] !== undefined) out[key] = options[o.name];
+  return out;
+}
+
 /** True when `v` is not even of the kind the option takes (OpenAI's invalid_type). */
 function wrongType(o, v) {
   switch (o.type) {
