@@ -234,13 +234,13 @@ async function bench(argv) {
       json: { type: 'boolean' }, 'skip-build': { type: 'boolean' }, 'decode-runs': { type: 'string' }, 'prefill-runs': { type: 'string' },
     },
   });
-  const { buildBench, defaultBenchModel, formatReport, runBench } = await import('./bench.mjs');
+  const { buildBench, defaultBenchModel, formatReport, runBench } = await import('./bench/bench.mjs');
   const threads = values.threads.split(',').map(Number);
   if (!threads.every((n) => Number.isInteger(n) && n >= 1)) throw new UsageError(`--threads: '${values.threads}' is not a list of thread counts`);
   const model = values.model ?? defaultBenchModel;
   if (!values.model) {
-    const { makeBenchModel } = await import('../scripts/make-bench-model.mjs');
-    makeBenchModel(model);
+    const { shapeConfig, writeRandomModel } = await import('./bench/random-model.mjs');
+    if (!(await stat(model).catch(() => null))) writeRandomModel(model, shapeConfig('0.1B'));
   }
   if (!values['skip-build']) buildBench();
   const results = runBench({

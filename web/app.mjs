@@ -4,10 +4,11 @@ import {
   load, clearCache, checkValue, isKeptOnDevice, defaultGenerateOptions, GENERATE_OPTIONS, PRESETS,
   AbortError, BusyError, InvalidArgumentError, LoadError, ModelFormatError, OutOfMemoryError, VocabError, WorkerCrashedError,
 } from '../js/rwkv.mjs';
+import { G1_MODELS, WORLD_VOCAB_URL } from '../js/catalog.mjs';
 import * as store from './store.mjs';
 
-const DEFAULT_MODEL_URL = 'https://huggingface.co/BlinkDL/rwkv7-g1/resolve/main/rwkv7-g1a-0.1b-20250728-ctx4096.pth';
-const DEFAULT_VOCAB_URL = 'https://raw.githubusercontent.com/BlinkDL/ChatRWKV/main/tokenizer/rwkv_vocab_v20230424.txt';
+const DEFAULT_MODEL_URL = G1_MODELS[0].url;
+const DEFAULT_VOCAB_URL = WORLD_VOCAB_URL;
 const TURN_END = '\n\n';
 
 // The sampling controls and their limits come from the options schema (js/options.mjs):
