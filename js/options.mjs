@@ -58,6 +58,8 @@ export const GENERATE_OPTIONS = Object.freeze([
     flag: 'logit-bias', openai: 'logit_bias', help: 'added to the logits of tokens: ID:BIAS,ID:BIAS...' }),
   option({ name: 'grammar', type: 'string', default: undefined, core: 'generate.grammar',
     flag: 'grammar', help: 'the generated text must match this grammar (docs/grammar.md; the CLI takes a file)' }),
+  option({ name: 'trace', type: 'boolean', default: false, core: 'generate.trace',
+    help: 'with each piece of text, the trace of what the state did at each token fed (docs/inspect.md)' }),
 ]);
 
 /** The quantization names `quant` takes and the weight types they give the matrices. */

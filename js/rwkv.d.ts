@@ -86,6 +86,11 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens?: number[];
   /** The text must match this grammar (docs/grammar.md); generation ends where it ends. */
   grammar?: string;
+  /**
+   * Yield a TracedPiece for every step, with the trace of what the state did at each
+   * token fed, prompt included (docs/inspect.md); default false.
+   */
+  trace?: boolean;
   signal?: AbortSignal;
 }
 
@@ -125,6 +130,34 @@ export interface Generation extends AsyncIterable<string> {
   /** All the text. */
   text(): Promise<string>;
 }
+
+/**
+ * One step of a traced generation: the text it released (may be empty), the tokens it
+ * fed to the state (a slice of the prompt, the generated token, or none), each token's
+ * own text, and their trace records: tokens.length records of traceRecordSize(config)
+ * floats, per layer and head the TRACE_FIELDS in order, then per layer the residual norm.
+ */
+export interface TracedPiece {
+  text: string;
+  tokens: Int32Array;
+  tokenTexts: string[];
+  trace: Float32Array;
+}
+export interface TracedGeneration extends AsyncIterable<TracedPiece> {
+  readonly result: Promise<GenerateResult>;
+  text(): Promise<string>;
+}
+/** The per-head fields of a trace record, in order (docs/inspect.md). */
+export declare const TRACE_FIELDS: readonly ['stateNorm', 'decayMean', 'decayStd', 'halfLife', 'rate', 'update', 'valueMix'];
+export type TraceField = (typeof TRACE_FIELDS)[number];
+/** Floats in one token's trace record: nLayer · nHead · TRACE_FIELDS.length + nLayer. */
+export declare function traceRecordSize(config: { nLayer: number; nHead: number }): number;
+/** Reads trace records: a field of token t, layer, head; the residual norm after a layer. */
+export declare function traceReader(records: Float32Array, config: { nLayer: number; nHead: number }): {
+  tokens: number;
+  field(t: number, layer: number, head: number, name: TraceField): number;
+  residual(t: number, layer: number): number;
+};
 
 export declare const defaultGenerateOptions: Readonly<Required<Omit<GenerateOptions, 'signal' | 'seed'>>>;
 
@@ -282,7 +315,13 @@ export declare class Model {
 
 export declare class Session {
   readonly model: Model;
+  generate(prompt: string | ArrayLike<number>, options: GenerateOptions & { trace: true }): TracedGeneration;
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Generation;
+  /**
+   * A copy of one head's wkv state, N × N values (N the head size) row by row: row p the
+   * value channel, column q the key channel. Works while the session generates.
+   */
+  inspect(where: { layer: number; head: number }): Promise<Float32Array>;
   /** The last token's logits (V), or with `all` the logits after every token (T * V). */
   prefill(tokens: ArrayLike<number>, options?: { signal?: AbortSignal; all?: boolean }): Promise<Float32Array>;
   step(token: number): Promise<Float32Array>;

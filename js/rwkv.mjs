@@ -15,6 +15,7 @@ export * from './errors.mjs';
 export { InvalidRequestError } from './chat/completions.mjs';
 /** Sampling defaults as RWKV chat users know them (docs/sampling.md), from the options schema. */
 export { checkValue, defaultGenerateOptions, GENERATE_OPTIONS, LOAD_OPTIONS, PRESETS } from './options.mjs';
+export { TRACE_FIELDS, heatmap, traceReader, traceRecordSize } from './trace.mjs';
 
 const workerUrl = new URL('./worker.mjs', import.meta.url);
 
@@ -268,6 +269,11 @@ export class Session {
     const { sessionId } = await this.#call('forkSession');
     return this.#model._adopt(new Session(this.#model, sessionId));
   }
+  /**
+   * A copy of one head's wkv state: a Float32Array of N × N (N the head size), row p the
+   * value channel, column q the key channel (docs/inspect.md). Works while generating.
+   */
+  inspect({ layer, head }) { return this.#call('inspect', { layer, head }); }
   /** The state as bytes with a header naming the model's shape (see docs/state-format.md). */
   async saveState() { return new Uint8Array(await this.#call('saveState')); }
   /** Replaces the state with saved bytes; refuses a state of another model shape. */
@@ -289,6 +295,9 @@ export class Session {
    * Aborting stops within one token: the iterator then throws an AbortError after the
    * last piece, `.result` resolves with stopReason 'aborted', and the session's state
    * holds exactly the tokens whose text was delivered.
+   * With `trace: true` the iterable yields {text, tokens, tokenTexts, trace} for every
+   * step instead of strings: the tokens fed in that step (a slice of the prompt, or the
+   * generated token), each one's text, and their trace records (docs/inspect.md).
    */
   generate(prompt, options = {}) {
     const { signal, ...opts } = options;  // unset options: the core's defaults, which are the schema's
@@ -299,7 +308,7 @@ export class Session {
       signal,
       onEvent: (event, data) => {
         if (event === 'text') {
-          queue.push(data.text);
+          queue.push(opts.trace === true ? data : data.text);
           push();
         }
       },
