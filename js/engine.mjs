@@ -13,6 +13,7 @@ import { isQuotaError, openModelCache } from './model-cache.mjs';
 import { AbortError, BusyError, InvalidArgumentError, ModelFormatError, OutOfMemoryError, VocabError, RwkvError } from './errors.mjs';
 import { decodeState, encodeState } from './state-format.mjs';
 import { DEFAULT_MEMORY_BUDGET, quantType } from './options.mjs';
+import { traceRecordSize } from './trace.mjs';
 
 /** The largest model a wasm32 heap can take: 4 GB less room for the runtime. */
 const MAX_HEAP_BYTES = 2 ** 32 - 2 ** 24;
@@ -510,7 +511,8 @@ export function createEngine() {
     },
 
     // The core's generation loop, one token per turn of the event loop; every piece of
-    // text goes out as a 'text' event as soon as it is final.
+    // text goes out as a 'text' event as soon as it is final. With options.trace, every
+    // step goes out (text or not) with the trace records of the tokens it fed.
     async generate({ sessionId, prompt, options = {} }, ctx) {
       const s = getSession(sessionId);
       const m = getModel(s.modelId);
@@ -529,6 +531,7 @@ export function createEngine() {
         // Aborting while the prompt is fed puts the state back as it was.
         const before = s.state.data().slice();
         let prefillMs = 0, tokens = 0, reason = null;
+        let promptFed = 0;  // prompt tokens whose trace records went out
         const pieces = [];
         for (let prefilling = true; ;) {
           if (run.stopped()) {
@@ -547,8 +550,14 @@ export function createEngine() {
             prefillMs = performance.now() - started;
           }
           if (r.token >= 0) tokens++;
-          if (r.text) {
-            pieces.push(r.text);
+          if (r.text) pieces.push(r.text);
+          if (options.trace === true) {
+            const records = gen.trace().slice();
+            const n = records.length / traceRecordSize(m.config);
+            const fed = r.token >= 0 ? Int32Array.of(r.token).subarray(0, n) : promptIds.slice(promptFed, promptFed += n);
+            const tokenTexts = Array.from(fed, (t) => checked(tokenizer.decode([t])));
+            ctx.emit('text', { text: r.text, token: r.token, tokens: fed, tokenTexts, trace: records }, [records.buffer]);
+          } else if (r.text) {
             ctx.emit('text', { text: r.text, token: r.token });
           }
           if (r.done) { reason = r.reason; break; }
@@ -557,7 +566,9 @@ export function createEngine() {
         const rest = gen.finish();  // held-back text (a partial stop-string match or UTF-8 tail)
         if (rest && reason !== 'stop') {
           pieces.push(rest);
-          ctx.emit('text', { text: rest, token: -1 });
+          ctx.emit('text', options.trace === true
+            ? { text: rest, token: -1, tokens: new Int32Array(0), tokenTexts: [], trace: new Float32Array(0) }
+            : { text: rest, token: -1 });
         }
         const totalMs = performance.now() - started;
         const decodeMs = totalMs - prefillMs;
@@ -569,6 +580,19 @@ export function createEngine() {
         gen?.delete();
         run.release();
       }
+    },
+
+    // A copy of one head's wkv state, N × N as [value p][key q] (docs/computation.md#the-state).
+    // Also while the session generates: it is read between two tokens.
+    inspect({ sessionId, layer, head }, ctx) {
+      const s = getSession(sessionId, { idle: false });
+      const { nLayer, nHead, nEmbd, headSize } = getModel(s.modelId).config;
+      if (!Number.isInteger(layer) || layer < 0 || layer >= nLayer) throw new InvalidArgumentError(`layer must be an integer from 0 to ${nLayer - 1}, not ${layer}`);
+      if (!Number.isInteger(head) || head < 0 || head >= nHead) throw new InvalidArgumentError(`head must be an integer from 0 to ${nHead - 1}, not ${head}`);
+      const at = layer * (2 * nEmbd + nHead * headSize * headSize) + nEmbd + head * headSize * headSize;
+      const out = s.state.data().slice(at, at + headSize * headSize);
+      ctx.transfer([out.buffer]);
+      return out;
     },
 
     crash() {

@@ -58,6 +58,8 @@ export const GENERATE_OPTIONS = Object.freeze([
     flag: 'logit-bias', openai: 'logit_bias', help: 'added to the logits of tokens: ID:BIAS,ID:BIAS...' }),
   option({ name: 'grammar', type: 'string', default: undefined, core: 'generate.grammar',
     flag: 'grammar', help: 'the generated text must match this grammar (docs/grammar.md; the CLI takes a file)' }),
+  option({ name: 'trace', type: 'boolean', default: false, core: 'generate.trace',
+    help: 'with each piece of text, the trace of what the state did at each token fed (docs/inspect.md)' }),
 ]);
 
 /** The quantization names `quant` takes and the weight types they give the matrices. */
@@ -94,6 +96,8 @@ export const LOAD_OPTIONS = Object.freeze([
     help: `threads for the matrix products (unset: the CPU's cores, at most ${MAX_DEFAULT_THREADS}; browsers: 1 unless cross-origin isolated)` }),
   option({ name: 'cache', type: 'boolean', default: true, flag: 'cache',
     help: 'keep URL downloads in the cache (Cache API in browsers, a folder in Node); --no-cache turns it off' }),
+  option({ name: 'stateCache', type: 'integer', default: 256, min: 0, max: 65536, flag: 'state-cache',
+    help: 'MB of model states the chat layer keeps by prompt prefix, in memory and (with cache) on the device (0 = off)' }),
   option({ name: 'cacheDir', type: 'string', default: undefined, flag: 'cache-dir',
     help: 'Node: the cache folder (default $RWKV_WEB_CACHE or ~/.cache/rwkv-web)' }),
 ]);

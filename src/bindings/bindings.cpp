@@ -157,6 +157,13 @@ void read_option(const val& o, std::string& field, const char* name, const char*
   field = v.as<std::string>();
 }
 
+void read_option(const val& o, bool& field, const char* name, const char* openai) {
+  const val v = o[name];
+  if (v.isUndefined() || v.isNull()) return;
+  if (!v.isTrue() && !v.isFalse()) throw Error(option_message(name, openai, "must be true or false"));
+  field = v.isTrue();
+}
+
 // {token id: bias}: keys are decimal token ids, values finite numbers (checked by the core).
 void read_option(const val& o, std::vector<std::pair<int32_t, float>>& field, const char* name, const char* openai) {
   const val bias = o[name];
@@ -185,6 +192,7 @@ SamplerOptions sampler_options(const val& o) {
   RWKV_SAMPLER_LISTS(RWKV_READ)
   RWKV_SAMPLER_MAPS(RWKV_READ)
   RWKV_SAMPLER_STRINGS(RWKV_READ)
+  RWKV_SAMPLER_BOOLS(RWKV_READ)
   return out;
 }
 
@@ -196,6 +204,7 @@ GenerateOptions generate_options(const val& o) {
   RWKV_GENERATE_LISTS(RWKV_READ)
   RWKV_GENERATE_MAPS(RWKV_READ)
   RWKV_GENERATE_STRINGS(RWKV_READ)
+  RWKV_GENERATE_BOOLS(RWKV_READ)
   return out;
 }
 #undef RWKV_READ_NUMBER
@@ -462,6 +471,13 @@ class WasmGenerator {
   }
   // Text held back at the end (an incomplete character, a partial stop-string match).
   val finish() { return gen ? js_text(gen->finish()) : val(std::string()); }
+  // With the trace option: the records of the tokens the last next() fed, a view of
+  // (tokens, record size) floats valid until the next call (docs/inspect.md); else null.
+  val trace() const {
+    const Trace* t = gen ? gen->trace() : nullptr;
+    if (!t) return val::null();
+    return val(emscripten::typed_memory_view(t->tokens() * t->record_size(), t->data()));
+  }
   std::optional<Generator> gen;
 };
 
@@ -542,7 +558,8 @@ EMSCRIPTEN_BINDINGS(rwkv) {
       .constructor<>()
       .function("start", &WasmGenerator::start)
       .function("next", &WasmGenerator::next)
-      .function("finish", &WasmGenerator::finish);
+      .function("finish", &WasmGenerator::finish)
+      .function("trace", &WasmGenerator::trace);
   class_<WasmGrammar>("Grammar")
       .constructor<>()
       .function("start", &WasmGrammar::start)

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "base/bytes.h"
+#include "formats/gguf.h"
 #include "formats/rwkv_file.h"
 #include "base/json.h"
 #include "formats/pickle.h"
@@ -191,11 +192,17 @@ std::vector<TensorInfo> read_safetensors(const uint8_t* data, size_t size) {
 
 std::vector<TensorInfo> read_checkpoint(const uint8_t* data, size_t size) {
   if (is_rwkv_file(data, size)) return read_rwkv_file(data, size);
+  if (is_gguf(data, size)) throw Error("a GGUF file holds a whole model: it can only be loaded as one");
   if (size >= 4 && std::memcmp(data, "PK\x03\x04", 4) == 0) return read_pth(data, size);
   if (size >= 9 && data[8] == '{') return read_safetensors(data, size);
   if (size >= 2 && std::memcmp(data, "PK", 2) == 0) return read_pth(data, size);
-  throw Error("unrecognised model file: neither a PyTorch .pth (zip), a .safetensors nor a .rwkv file" +
+  throw Error("unrecognised model file: neither a PyTorch .pth (zip), a .safetensors, a GGUF nor a .rwkv file" +
               std::string(size == 0 ? " (it is empty)" : ""));
+}
+
+std::vector<TensorInfo> read_checkpoint(const uint8_t* data, size_t size, CheckpointExtras& extras) {
+  if (is_gguf(data, size)) return read_gguf(data, size, extras.large, extras.owned, extras.vocab);
+  return read_checkpoint(data, size);
 }
 
 }  // namespace rwkv

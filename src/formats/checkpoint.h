@@ -55,6 +55,17 @@ float element_f32(const TensorInfo& t, int64_t offset);
 // Reads the tensors of a checkpoint held in memory: a PyTorch `.pth` zip archive or a
 // `.safetensors` file, told apart by their first bytes. The results point into `data`,
 // which must outlive them. Throws rwkv::Error naming what is wrong.
+// A GGUF file is refused here: its tensors are not all views (the overload below).
 std::vector<TensorInfo> read_checkpoint(const uint8_t* data, size_t size);
+
+// What a model file holds that cannot be a view of its bytes: the tensors converted while
+// reading (GGUF's block types, formats/gguf.h) and a vocabulary from its metadata.
+struct CheckpointExtras {
+  DType large = DType::BF16;                // what converted large matrices become
+  std::vector<std::vector<uint8_t>> owned;  // the converted tensors' bytes
+  std::string vocab;                        // vocabulary-file text (GGUF), else empty
+};
+// As above, for every container a model comes in: GGUF files too.
+std::vector<TensorInfo> read_checkpoint(const uint8_t* data, size_t size, CheckpointExtras& extras);
 
 }  // namespace rwkv

@@ -312,8 +312,12 @@ size_t Model::memory_bytes() const {
 std::unique_ptr<Model> Model::load(Bytes file, const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model());
   m->file_ = std::move(file);
-  const Loader L(read_checkpoint(m->file_.data.get(), m->file_.size));
-  m->vocab_ = rwkv_file_vocab(m->file_.data.get(), m->file_.size);
+  CheckpointExtras extras;
+  if (options.matrices) extras.large = *options.matrices;
+  const Loader L(read_checkpoint(m->file_.data.get(), m->file_.size, extras));
+  m->owned_ = std::move(extras.owned);
+  m->vocab_text_ = std::move(extras.vocab);
+  m->vocab_ = m->vocab_text_.empty() ? rwkv_file_vocab(m->file_.data.get(), m->file_.size) : std::string_view(m->vocab_text_);
 
   const Config& c = m->config_ = read_config(L.shapes());
   // Small tensors become f32 in one buffer, sized up front so pointers stay put.

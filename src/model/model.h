@@ -88,7 +88,7 @@ struct LoadOptions {
 
 class Model {
  public:
-  // Builds a model from a checkpoint (.pth, .safetensors or our own .rwkv format) held
+  // Builds a model from a checkpoint (.pth, .safetensors, GGUF or our own .rwkv format) held
   // in `file`, which the model keeps: weights stay views into it (or, converted on load,
   // are rewritten in place when they shrink and the bytes are theirs alone). Throws
   // rwkv::Error naming the key, the expected and the found shape on any mismatch.
@@ -99,7 +99,8 @@ class Model {
   DType weight_dtype() const { return weights_.head.dtype; }
   // Every tensor the model uses, in checkpoint order of first use (emb, ln0, ...).
   const std::vector<HeldTensor>& tensors() const { return held_; }
-  // The tokenizer vocabulary embedded in the file (our own format only), else empty.
+  // The tokenizer vocabulary embedded in the file (our own format, or a GGUF's metadata
+  // as vocabulary-file text), else empty.
   std::string_view vocab() const { return vocab_; }
   // Bytes held: the file plus whatever had to be converted (f16 -> f32, small vectors).
   size_t memory_bytes() const;
@@ -113,7 +114,8 @@ class Model {
   Config config_;
   Weights weights_;
   std::vector<HeldTensor> held_;
-  std::string_view vocab_;  // a view into file_
+  std::string vocab_text_;  // a vocabulary from the file's metadata (GGUF)
+  std::string_view vocab_;  // a view into file_ or vocab_text_
 };
 
 }  // namespace rwkv
