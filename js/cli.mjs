@@ -24,7 +24,7 @@ const usage = `usage:
   node js/cli.mjs tokenize --vocab FILE --text TEXT
       prints the token ids as a JSON array
   node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]
-      writes the model IN (.pth, .safetensors or .rwkv) as a .rwkv file (docs/format.md):
+      writes the model IN (.pth, .safetensors, .gguf or .rwkv) as a .rwkv file (docs/format.md):
       weights as --quant converts them (default: as they are), the vocabulary embedded
   node js/cli.mjs bench [--model FILE] [--threads 1,2] [--precisions keep,int8,q4] [--json] [--skip-build]
       decode and prefill tokens/s, natively and as wasm, bytes read per token against the
