@@ -7,7 +7,8 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { load, loadVocab } from './rwkv.mjs';
-import { GENERATE_OPTIONS, LOAD_OPTIONS, PRESETS, cliFlags, flagHelp, parseFlags } from './options.mjs';
+import { GENERATE_OPTIONS, LOAD_OPTIONS, cliFlags, flagHelp, parseFlags } from './options.mjs';
+import { requestFields } from './chat/completions.mjs';
 import { STATE_HEADER_BYTES } from './state-format.mjs';
 
 const LOAD_FLAGS = LOAD_OPTIONS.filter((o) => o.name !== 'cacheDir');
@@ -15,9 +16,14 @@ const LOAD_FLAGS = LOAD_OPTIONS.filter((o) => o.name !== 'cacheDir');
 const usage = `usage:
   node js/cli.mjs generate --model FILE|URL [--vocab FILE|URL] --prompt TEXT [options]
       streams the generated text to stdout
-  node js/cli.mjs chat --model FILE|URL [--vocab FILE|URL] [options]
-      interactive chat (User:/Assistant:), the model state kept between turns;
-      /reset starts over, /save FILE and /load FILE keep a conversation's state, /exit ends
+  node js/cli.mjs chat --model FILE|URL [--vocab FILE|URL] [--system TEXT] [--think] [--think-mode MODE] [options]
+      interactive chat through the chat layer (docs/chat.md: the G1 format, --format world
+      for older models), the history's state kept by the prefix-state cache; --think shows
+      the thoughts (--think-mode short|long|suffix|skip); /reset starts over, /save FILE
+      and /load FILE keep a conversation (its messages as JSON), /exit ends
+  node js/cli.mjs serve --model FILE|URL [--vocab FILE|URL] [--port 8000] [--host 127.0.0.1] [--max-clients 16]
+      an OpenAI-compatible server: POST /v1/chat/completions, POST /v1/completions (stream:
+      true for server-sent events), GET /v1/models; binds to 127.0.0.1 unless --host says
   node js/cli.mjs logits --model FILE --tokens 1,2,3 --out OUT.f32 [--mode step|prefill] [--state-out STATE.f32]
       writes the logits after every token as raw little-endian float32 rows (T x V), and
       optionally the final state as raw floats (docs/state-format.md, without the header)
@@ -33,7 +39,7 @@ const usage = `usage:
 
   generation options (generate, chat):
 ${flagHelp(GENERATE_OPTIONS)}
-      --state-file FILE         start from a state-tuning file (blocks.N.att.time_state)
+      --state-file FILE         generate: start from a state-tuning file (blocks.N.att.time_state)
   loading options (generate, chat, logits, convert):
 ${flagHelp(LOAD_FLAGS)}`;
 
@@ -153,19 +159,23 @@ async function generate(argv) {
 }
 
 async function chat(argv) {
-  const { values } = parseArgs({ args: argv, options: generationFlags });
-  const opts = { ...PRESETS.chat, ...await generationValues(values) };
+  const { values } = parseArgs({
+    args: argv, options: { ...generationFlags, system: { type: 'string' }, think: { type: 'boolean' }, 'think-mode': { type: 'string' }, format: { type: 'string' } },
+  });
+  if (values['state-file']) throw new UsageError('chat takes no --state-file: the chat layer starts every conversation from the zero state');
+  const fields = requestFields(await generationValues(values));
+  const thinking = values['think-mode'] ?? (values.think ? true : false);
   const model = await openModel(values);
   if (!model.hasVocab) throw new UsageError('chat needs --vocab (unless the model is byte-level)');
-  const session = await model.createSession();
-  if (values['state-file']) await session.loadStateFile(values['state-file']);
+  const start = () => (values.system ? [{ role: 'system', content: values.system }] : []);
+  let messages = start();
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: !!process.stdin.isTTY });
   const lines = rl[Symbol.asyncIterator]();  // buffers lines typed (or piped) ahead
   let current = null;  // AbortController of the reply being generated
-  let separator = '';
   const interrupt = () => (current ? current.abort() : rl.close());
   rl.on('SIGINT', interrupt);
   process.on('SIGINT', interrupt);
+  const dim = (text) => (process.stdout.isTTY ? `\x1b[2m${text}\x1b[0m` : text);
   for (;;) {
     process.stdout.write('User: ');
     const { value: line, done } = await lines.next();
@@ -173,27 +183,58 @@ async function chat(argv) {
     if (!process.stdin.isTTY) process.stdout.write(`${line}\n`);
     if (line.trim() === '/exit') break;
     const [cmd, arg] = line.trim().split(/\s+/, 2);
-    if (cmd === '/reset') { await session.reset(); separator = ''; console.log('(conversation reset)'); continue; }
-    if (cmd === '/save' && arg) { await writeFile(arg, await session.saveState()); console.log(`(state saved to ${arg})`); continue; }
-    if (cmd === '/load' && arg) { await session.restoreState(await readFile(arg)); console.log(`(state loaded from ${arg})`); continue; }
+    if (cmd === '/reset') { messages = start(); console.log('(conversation reset)'); continue; }
+    if (cmd === '/save' && arg) { await writeFile(arg, JSON.stringify(messages, null, 1)); console.log(`(conversation saved to ${arg})`); continue; }
+    if (cmd === '/load' && arg) { messages = JSON.parse(await readFile(arg, 'utf8')); console.log(`(conversation loaded from ${arg})`); continue; }
     if (!line.trim()) continue;
-    // Chat text never holds blank lines: they would end the turn.
-    const text = line.replace(/\r/g, '').replace(/\n+/g, '\n').trim();
     current = new AbortController();
-    process.stdout.write('Assistant:');
-    // A reply that did not end in the blank line (max tokens, abort) gets one first.
-    const gen = session.generate(`${separator}User: ${text}\n\nAssistant:`, { ...opts, signal: current.signal });
+    process.stdout.write('Assistant: ');
+    let answer = '', thinkingOpen = false;
     try {
-      for await (const piece of gen) process.stdout.write(piece);
+      const stream = await model.chat.completions.create({
+        ...fields, messages: [...messages, { role: 'user', content: line }], thinking, format: values.format, stream: true, signal: current.signal,
+      });
+      for await (const chunk of stream) {
+        const delta = chunk.choices[0]?.delta ?? {};
+        if (delta.reasoning_content) {
+          if (!thinkingOpen) process.stdout.write(dim('<think>'));
+          thinkingOpen = true;
+          process.stdout.write(dim(delta.reasoning_content));
+        }
+        if (delta.content) {
+          if (thinkingOpen) process.stdout.write(dim('</think>\n'));
+          thinkingOpen = false;
+          process.stdout.write(delta.content);
+          answer += delta.content;
+        }
+      }
     } catch (err) {
       if (err.name !== 'AbortError') throw err;
       process.stdout.write(' (stopped)');
     }
+    if (thinkingOpen) process.stdout.write(dim('</think>'));
     current = null;
-    separator = (await gen.result).stopReason === 'stop' ? '' : '\n\n';
+    messages.push({ role: 'user', content: line }, { role: 'assistant', content: answer });
     process.stdout.write('\n\n');
   }
   rl.close();
+  await model.dispose();
+}
+
+async function serve(argv) {
+  const { values } = parseArgs({
+    args: argv, options: { ...modelFlags, port: { type: 'string', default: '8000' }, host: { type: 'string', default: '127.0.0.1' }, 'max-clients': { type: 'string', default: '16' } },
+  });
+  const port = Number(values.port), maxClients = Number(values['max-clients']);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: '${values.port}' is not a port number`);
+  if (!Number.isInteger(maxClients) || maxClients < 1) throw new UsageError(`--max-clients: '${values['max-clients']}' is not a positive integer`);
+  const model = await openModel(values);
+  if (!model.hasVocab) throw new UsageError('serve needs --vocab (unless the model is byte-level)');
+  const { startServer } = await import('./chat/server.mjs');
+  const server = await startServer(model, { port, host: values.host, maxClients });
+  console.log(`serving ${model.name} at ${server.url}`);
+  await new Promise((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+  await server.close();
   await model.dispose();
 }
 
@@ -229,13 +270,13 @@ async function bench(argv) {
       json: { type: 'boolean' }, 'skip-build': { type: 'boolean' }, 'decode-runs': { type: 'string' }, 'prefill-runs': { type: 'string' },
     },
   });
-  const { buildBench, defaultBenchModel, formatReport, runBench } = await import('./bench.mjs');
+  const { buildBench, defaultBenchModel, formatReport, runBench } = await import('./bench/bench.mjs');
   const threads = values.threads.split(',').map(Number);
   if (!threads.every((n) => Number.isInteger(n) && n >= 1)) throw new UsageError(`--threads: '${values.threads}' is not a list of thread counts`);
   const model = values.model ?? defaultBenchModel;
   if (!values.model) {
-    const { makeBenchModel } = await import('../scripts/make-bench-model.mjs');
-    makeBenchModel(model);
+    const { shapeConfig, writeRandomModel } = await import('./bench/random-model.mjs');
+    if (!(await stat(model).catch(() => null))) writeRandomModel(model, shapeConfig('0.1B'));
   }
   if (!values['skip-build']) buildBench();
   const results = runBench({
@@ -245,7 +286,7 @@ async function bench(argv) {
   console.log(values.json ? JSON.stringify(results, null, 2) : formatReport(results));
 }
 
-const commands = { logits, tokenize, generate, chat, convert, bench };
+const commands = { logits, tokenize, generate, chat, serve, convert, bench };
 
 async function main() {
   const [cmd, ...rest] = process.argv.slice(2);

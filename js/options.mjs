@@ -82,6 +82,8 @@ export const LOAD_OPTIONS = Object.freeze([
     help: `threads for the matrix products (unset: the CPU's cores, at most ${MAX_DEFAULT_THREADS}; browsers: 1 unless cross-origin isolated)` }),
   option({ name: 'cache', type: 'boolean', default: true, flag: 'cache',
     help: 'keep URL downloads in the cache (Cache API in browsers, a folder in Node); --no-cache turns it off' }),
+  option({ name: 'stateCache', type: 'integer', default: 256, min: 0, max: 65536, flag: 'state-cache',
+    help: 'MB of model states the chat layer keeps by prompt prefix, in memory and (with cache) on the device (0 = off)' }),
   option({ name: 'cacheDir', type: 'string', default: undefined, flag: 'cache-dir',
     help: 'Node: the cache folder (default $RWKV_WEB_CACHE or ~/.cache/rwkv-web)' }),
 ]);

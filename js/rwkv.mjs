@@ -8,9 +8,11 @@ import { Client, inThreadEndpoints, serve, spawnWorker } from './protocol.mjs';
 import { clearCache as clearDownloads, describeSource } from './sources.mjs';
 import { clearModelCache, isModelKept } from './model-cache.mjs';
 import { AbortError, InvalidArgumentError, WorkerCrashedError } from './errors.mjs';
-import { LOAD_OPTIONS, checkValue, quantType } from './options.mjs';
+import { LOAD_OPTIONS, checkValue, optionInfo, quantType } from './options.mjs';
+import { chatApi } from './chat/completions.mjs';
 
 export * from './errors.mjs';
+export { InvalidRequestError } from './chat/completions.mjs';
 /** Sampling defaults as RWKV chat users know them (docs/sampling.md), from the options schema. */
 export { checkValue, defaultGenerateOptions, GENERATE_OPTIONS, LOAD_OPTIONS, PRESETS } from './options.mjs';
 
@@ -100,11 +102,19 @@ export class Model {
   #info = null;
   #sessions = new Set();
   ready;
+  /** OpenAI's chat completions on this model: chat.completions.create(request) (docs/chat.md). */
+  chat;
+  /** OpenAI's completions (a raw prompt): completions.create(request). */
+  completions;
 
   constructor(source, options) {
     this.#source = source;
     this.#options = options;
     this.ready = this.#start(options.signal, options.onProgress);
+    Object.assign(this, chatApi(this, {
+      stateCacheBytes: (options.stateCache ?? optionInfo('stateCache').default) * 2 ** 20,
+      persist: options.cache !== false, cacheDir: options.cacheDir,
+    }));
   }
 
   async #start(signal, onProgress) {
@@ -217,6 +227,43 @@ export class Session {
     const { signal, ...rest } = options;
     return this.#call('loadStateFile', { source: describeSource(source), options: rest }, { signal });
   }
+  /**
+   * The log-probability of each candidate continuation of `prompt` (a string or token ids,
+   * at least one token) after this session's state, which is left as it was: the prompt
+   * is fed once into a fork, each candidate into a fork of that. A string candidate is
+   * tokenized on its own (write the space a word starts with: ' Paris'). Resolves to
+   * [{logprob (natural log, the sum over its tokens), tokens (ids), tokenLogprobs}].
+   */
+  async score(prompt, candidates, { signal } = {}) {
+    const ids = async (x) => (typeof x === 'string' ? this.#model.tokenize(x) : Array.from(x));
+    const promptIds = await ids(prompt);
+    if (promptIds.length === 0) throw new InvalidArgumentError('score needs a prompt of at least one token');
+    if (!Array.isArray(candidates)) throw new InvalidArgumentError('candidates must be an array of strings or token id arrays');
+    const base = await this.fork();
+    try {
+      const first = logSoftmax(await base.prefill(promptIds, { signal }));
+      const out = [];
+      for (const c of candidates) {
+        const tokens = await ids(c);
+        if (tokens.length === 0) throw new InvalidArgumentError('a candidate has no tokens');
+        const tokenLogprobs = [first[tokens[0]]];
+        if (tokens.length > 1) {
+          const fork = await base.fork();
+          try {
+            const rows = await fork.prefill(tokens.slice(0, -1), { signal, all: true });
+            const V = rows.length / (tokens.length - 1);
+            for (let i = 1; i < tokens.length; ++i) tokenLogprobs.push(logSoftmax(rows.subarray((i - 1) * V, i * V))[tokens[i]]);
+          } finally {
+            await fork.dispose();
+          }
+        }
+        out.push({ logprob: tokenLogprobs.reduce((a, b) => a + b, 0), tokens, tokenLogprobs });
+      }
+      return out;
+    } finally {
+      await base.dispose();
+    }
+  }
   /** A new session with a copy of this one's state. */
   async fork() {
     const { sessionId } = await this.#call('forkSession');
@@ -286,6 +333,16 @@ export class Session {
       },
     };
   }
+}
+
+/** log(softmax(logits)) in float64. */
+function logSoftmax(logits) {
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from(logits, (v) => v - lse);
 }
 
 /**

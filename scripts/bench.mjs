@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: speed of the core on a random model of the published 0.1B shape, for
 // the bf16 weights of the file and int8 / 4-bit quantized on load, 1 and 2 threads,
-// natively and as wasm under Node, next to llama.cpp's numbers (js/bench.mjs, docs/bench.md).
+// natively and as wasm under Node, next to llama.cpp's numbers (js/bench/, docs/bench.md).
 //   node scripts/bench.mjs [--skip-build] [--model FILE] [--threads 1,2] [--precisions keep,int8,q4]
 //                          [--decode-runs N] [--prefill-runs N] [--json]
 // Creates the model (build/bench/rwkv7-0.1B-shape.pth) when absent, builds what is needed,
@@ -9,8 +9,8 @@
 // Never part of `npm test`.
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { buildBench, defaultBenchModel, formatReport, root, runBench } from '../js/bench.mjs';
-import { makeBenchModel } from './make-bench-model.mjs';
+import { buildBench, defaultBenchModel, formatReport, root, runBench } from '../js/bench/bench.mjs';
+import { shapeConfig, writeRandomModel } from '../js/bench/random-model.mjs';
 
 const usage = 'usage: node scripts/bench.mjs [--skip-build] [--model FILE] [--threads 1,2] [--precisions keep,int8,q4] [--decode-runs N] [--prefill-runs N] [--json]';
 
@@ -37,7 +37,7 @@ function parseArgs(argv) {
 const o = parseArgs(process.argv.slice(2));
 if (!existsSync(o.model)) {
   process.stderr.write(`creating ${path.relative(root, o.model)} (random weights, published 0.1B shape)...\n`);
-  makeBenchModel(o.model);
+  writeRandomModel(o.model, shapeConfig('0.1B'));
 }
 if (o.build) buildBench();
 const results = runBench(o);

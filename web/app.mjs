@@ -4,11 +4,12 @@ import {
   load, clearCache, checkValue, isKeptOnDevice, defaultGenerateOptions, GENERATE_OPTIONS, PRESETS,
   AbortError, BusyError, InvalidArgumentError, LoadError, ModelFormatError, OutOfMemoryError, VocabError, WorkerCrashedError,
 } from '../js/rwkv.mjs';
+import { requestFields } from '../js/chat/completions.mjs';
+import { G1_MODELS, WORLD_VOCAB_URL } from '../js/catalog.mjs';
 import * as store from './store.mjs';
 
-const DEFAULT_MODEL_URL = 'https://huggingface.co/BlinkDL/rwkv7-g1/resolve/main/rwkv7-g1a-0.1b-20250728-ctx4096.pth';
-const DEFAULT_VOCAB_URL = 'https://raw.githubusercontent.com/BlinkDL/ChatRWKV/main/tokenizer/rwkv_vocab_v20230424.txt';
-const TURN_END = '\n\n';
+const DEFAULT_MODEL_URL = G1_MODELS[0].url;
+const DEFAULT_VOCAB_URL = WORLD_VOCAB_URL;
 
 // The sampling controls and their limits come from the options schema (js/options.mjs):
 // a number field (and a slider where the schema has one) for each numeric option with
@@ -33,7 +34,7 @@ const ui = Object.fromEntries([
   'clear-downloads', 'tab-chat', 'tab-completion', 'panel-chat', 'panel-completion', 'new-chat', 'transcript-wrap',
   'welcome', 'welcome-text', 'welcome-open', 'suggestions', 'chat-notice', 'transcript', 'composer', 'composer-input',
   'send-button', 'stop-button', 'completion-input', 'complete-button', 'complete-stop', 'complete-use', 'completion-output',
-  'stats', 'drop-overlay',
+  'stats', 'drop-overlay', 'chat-options', 'system-prompt', 'thinking', 'json-mode',
 ].map((id) => [id.replace(/-([a-z])/g, (_, c) => c.toUpperCase()), $(id)]));
 
 // ---------------------------------------------------------------- state
@@ -44,17 +45,17 @@ for (const mode of ['chat', 'completion']) prefs.settings[mode] = { ...MODE_DEFA
 prefs.modelUrl ??= DEFAULT_MODEL_URL;
 prefs.vocabUrl ??= DEFAULT_VOCAB_URL;
 prefs.mode ??= 'chat';
+prefs.chatOptions = { system: '', thinking: false, json: false, ...prefs.chatOptions };
 
 const app = {
   model: null,
   modelKey: null,
-  chatSession: null,
   completionSession: null,
   busy: null,           // null | 'loading' | 'generating'
   abort: null,          // AbortController of the load or generation in progress
   modelFile: null,      // File chosen for the model (not remembered across reloads)
   vocabFile: null,
-  chat: null,           // the open chat {id, title, messages, separator, modelKey, ...}; id null until saved
+  chat: null,           // the open chat {id, title, messages, modelKey, ...}; id null until saved
   memoryTimer: 0,
 };
 
@@ -272,7 +273,6 @@ async function disposeModel() {
   const m = app.model;
   app.model = null;
   app.modelKey = null;
-  app.chatSession = null;
   app.completionSession = null;
   if (m) showRuntime(null);
   await m?.dispose().catch(() => {});
@@ -327,7 +327,6 @@ async function loadModel() {
     });
     app.model = model;
     showRuntime(model);
-    app.chatSession = await model.createSession();
     const c = model.config;
     app.modelKey = `${model.name}|${c.nLayer}x${c.nEmbd}x${c.nHead}|V${c.vocabSize}|${c.dtype}`;
     ready = true;
@@ -339,7 +338,7 @@ async function loadModel() {
     ui.modelStatus.parentElement.title = `${model.name}: ${c.nLayer} layers, ${c.nEmbd} wide, ${c.nHead} heads, `
       + `vocabulary of ${c.vocabSize}${model.hasVocab ? '' : ' (no vocabulary loaded)'}, ${c.dtype} weights`;
     if (!model.hasVocab) renderAlert(ui.loadError, new VocabError(''), NO_VOCAB);
-    await syncSessionToChat().catch((err) => console.warn('the chat state could not be restored:', err));
+    showChatNotice();
     startMemoryPolling();
     closeDrawer();
     noteWhenCached(model);
@@ -393,34 +392,21 @@ async function showMemory() {
 // ---------------------------------------------------------------- chats
 
 function blankChat() {
-  return { id: null, title: 'New chat', messages: [], separator: '', modelKey: null, modelName: null, createdAt: Date.now(), updatedAt: Date.now() };
+  return { id: null, title: 'New chat', messages: [], modelKey: null, modelName: null, createdAt: Date.now(), updatedAt: Date.now() };
 }
 
 function chatCompatible() {
   return !app.chat.modelKey || !app.modelKey || app.chat.modelKey === app.modelKey;
 }
 
-/** Puts the open chat's saved state into the chat session (or a fresh state for a new chat). */
-async function syncSessionToChat() {
-  if (!app.chatSession) return;
-  ui.chatNotice.hidden = true;
-  if (!chatCompatible()) {
+/**
+ * Says when the open chat was held with another model. (The chat layer keeps the states of
+ * conversations by their text, in IndexedDB: nothing to restore here.)
+ */
+function showChatNotice() {
+  ui.chatNotice.hidden = chatCompatible();
+  if (!ui.chatNotice.hidden)
     ui.chatNotice.textContent = `This chat was held with another model (${app.chat.modelName ?? 'unknown'}). Load that model to continue it, or start a new chat.`;
-    ui.chatNotice.hidden = false;
-    await app.chatSession.reset();
-    return;
-  }
-  const bytes = app.chat.id ? await store.getState(app.chat.id) : null;
-  if (bytes && app.chat.messages.length) {
-    try {
-      await app.chatSession.restoreState(bytes);
-      return;
-    } catch (err) {
-      ui.chatNotice.textContent = `The saved state of this chat cannot be used (${err.message}). Start a new chat to continue.`;
-      ui.chatNotice.hidden = false;
-    }
-  }
-  await app.chatSession.reset();
 }
 
 function messageElement(msg) {
@@ -440,6 +426,13 @@ function messageElement(msg) {
   bubble.textContent = displayText(msg);
   body.append(bubble);
   if (msg.role === 'assistant') {
+    // The thoughts of a thinking reply, folded away under the answer.
+    const thoughts = document.createElement('details');
+    thoughts.className = 'thoughts';
+    thoughts.innerHTML = '<summary>Thoughts</summary><div class="thought-text"></div>';
+    thoughts.querySelector('.thought-text').textContent = msg.thought ?? '';
+    thoughts.hidden = !msg.thought;
+    body.append(thoughts);
     const meta = document.createElement('div');
     meta.className = 'meta';
     fillMeta(meta, msg);
@@ -516,7 +509,7 @@ async function openChat(id) {
   prefs.activeChatId = id;
   savePrefs();
   renderTranscript();
-  await syncSessionToChat();
+  showChatNotice();
   refreshChatList();
   showMode('chat');
   closeDrawer();
@@ -530,7 +523,6 @@ async function newChat() {
   savePrefs();
   renderTranscript();
   ui.chatNotice.hidden = true;
-  if (app.chatSession) await app.chatSession.reset().catch(() => {});
   ui.stats.textContent = '';
   refreshChatList();
   showMode('chat');
@@ -607,22 +599,16 @@ function liveSpeed() {
 }
 
 function statsText(r) {
-  const parts = [`${r.tokens} token${r.tokens === 1 ? '' : 's'}`, `${rateText(r.tokensPerSecond)} tokens/s`,
-    `prompt ${r.promptTokens} token${r.promptTokens === 1 ? '' : 's'} in ${r.prefillMs.toFixed(0)} ms`];
+  const parts = [`${r.tokens} token${r.tokens === 1 ? '' : 's'}`, `${rateText(r.tokensPerSecond)} tokens/s`];
+  if (r.promptTokens !== undefined)
+    parts.push(`prompt ${r.promptTokens} token${r.promptTokens === 1 ? '' : 's'}${r.cachedTokens ? ` (${r.cachedTokens} cached)` : ''} in ${r.prefillMs.toFixed(0)} ms`);
   if (STOP_REASONS[r.stopReason] && r.stopReason !== 'stop') parts.push(STOP_REASONS[r.stopReason]);
   return parts.join(' · ');
 }
 
-/** After a failed call: a crashed worker is restarted and the chat's saved state put back. */
-async function recoverSession(err) {
-  if (!(err instanceof WorkerCrashedError) || !app.model) return;
-  try {
-    app.chatSession = await app.model.createSession();
-    app.completionSession = null;
-    await syncSessionToChat();
-  } catch (e) {
-    console.warn('the model could not be restarted:', e);
-  }
+/** After a failed call: a crashed worker is restarted (with the next call) and the completion session made anew. */
+function recoverSession(err) {
+  if (err instanceof WorkerCrashedError) app.completionSession = null;
 }
 
 function needModel() {
@@ -677,11 +663,17 @@ async function sendMessage(text) {
     return;
   }
   const chat = app.chat;
-  const session = app.chatSession;
   ui.composerInput.value = '';
   autoGrow();
   const userMsg = { role: 'user', text: clean };
-  const reply = { role: 'assistant', text: '' };
+  const reply = { role: 'assistant', text: '', thought: '' };
+  const { system, thinking, json } = prefs.chatOptions;
+  // The request: the conversation as OpenAI messages, the settings under their OpenAI names.
+  const messages = [
+    ...(system.trim() ? [{ role: 'system', content: system }] : []),
+    ...chat.messages.map((m) => ({ role: m.role, content: m.text })),
+    { role: 'user', content: clean },
+  ];
   chat.messages.push(userMsg, reply);
   if (!chat.id) {
     chat.id = store.newChatId();
@@ -696,6 +688,7 @@ async function sendMessage(text) {
   const replyEl = messageElement(reply);
   replyEl.classList.add('streaming');
   const bubble = replyEl.querySelector('.bubble');
+  const thoughts = replyEl.querySelector('.thoughts');
   ui.transcript.setAttribute('aria-busy', 'true');
   ui.transcript.append(userEl, replyEl);
   ui.transcriptWrap.scrollTop = ui.transcriptWrap.scrollHeight;
@@ -705,21 +698,55 @@ async function sendMessage(text) {
   updateControls();
   ui.stats.textContent = 'Generating…';
   const speed = liveSpeed();
-  const opts = generationOptions('chat');
-  const prompt = `${chat.separator ?? ''}User: ${clean}${TURN_END}Assistant:`;
-  const out = streamer((t) => {
+  const show = (update) => (t) => {
     const stick = nearBottom(ui.transcriptWrap);
-    reply.text += t;
+    update(t);
     bubble.textContent = displayText(reply);
+    thoughts.querySelector('.thought-text').textContent = reply.thought;
+    thoughts.hidden = !reply.thought;
     if (stick) ui.transcriptWrap.scrollTop = ui.transcriptWrap.scrollHeight;
-  });
-  const { result, failure } = await streamGeneration(() => session.generate(prompt, { ...opts, signal: app.abort.signal }), out, speed);
+  };
+  const answerOut = streamer(show((t) => { reply.text += t; }));
+  const thoughtOut = streamer(show((t) => { reply.thought += t; }));
+  const started = performance.now();
+  let first = 0, pieces = 0, usage = null, finish = null, failure = null, aborted = false;
+  try {
+    const stream = await app.model.chat.completions.create({
+      ...requestFields(generationOptions('chat')), messages, stream: true, signal: app.abort.signal,
+      thinking: thinking && !json, ...(json ? { response_format: { type: 'json_object' } } : {}),
+    });
+    for await (const chunk of stream) {
+      usage = chunk.usage ?? usage;
+      const c = chunk.choices[0];
+      if (!c) continue;
+      finish = c.finish_reason ?? finish;
+      if (!c.delta.content && !c.delta.reasoning_content) continue;
+      first ||= performance.now();
+      pieces++;
+      speed.piece();
+      if (c.delta.content) answerOut.push(c.delta.content);
+      if (c.delta.reasoning_content) thoughtOut.push(c.delta.reasoning_content);
+    }
+  } catch (err) {
+    if (err?.name === 'AbortError') aborted = true;
+    else failure = err;
+  }
+  answerOut.end();
+  thoughtOut.end();
+  const ended = performance.now();
+  // An aborted reply has no usage: its pieces (one per token but where UTF-8 is split) count.
+  const tokens = usage?.completion_tokens ?? pieces;
+  const result = failure ? null : {
+    tokens, tokensPerSecond: tokens > 1 && ended > first ? (tokens - 1) / ((ended - first) / 1000) : 0,
+    promptTokens: usage?.prompt_tokens, cachedTokens: usage?.prompt_tokens_details.cached_tokens,
+    prefillMs: (first || ended) - started, stopReason: aborted ? 'aborted' : finish === 'length' ? 'max_tokens' : 'stop',
+  };
   speed.done(result);
   replyEl.classList.remove('streaming');
   ui.transcript.setAttribute('aria-busy', 'false');
 
   if (failure) {
-    // The turn is not part of the state: take it back and put the message back in the box.
+    // Take the turn back and put the message back in the box.
     chat.messages.splice(chat.messages.length - 2, 2);
     userEl.remove();
     replyEl.remove();
@@ -728,20 +755,17 @@ async function sendMessage(text) {
     autoGrow();
     const { title, message } = explain(failure);
     ui.stats.textContent = `${title}${message ? `: ${message}` : ''}`;
-    await recoverSession(failure);
+    recoverSession(failure);
   } else {
-    reply.stopped = result.stopReason === 'aborted';
+    reply.stopped = aborted;
+    if (!reply.thought) delete reply.thought;
     reply.meta = { tokens: result.tokens, tokensPerSecond: result.tokensPerSecond, stopReason: result.stopReason };
     fillMeta(replyEl.querySelector('.meta'), reply);
     bubble.textContent = displayText(reply);
-    // The state has read the blank line that ends a reply only when the reply stopped there.
-    const onlyTurnEnd = opts.stop?.length === 1 && opts.stop[0] === TURN_END;
-    chat.separator = result.stopReason === 'stop' && onlyTurnEnd ? '' : TURN_END;
     chat.updatedAt = Date.now();
     ui.stats.textContent = statsText(result);
     try {
-      const state = await session.saveState();
-      await store.saveChat(chat, state);
+      await store.saveChat(chat, null);  // no state of its own: the chat layer keeps states by prefix
       prefs.activeChatId = chat.id;
       savePrefs();
     } catch (err) {
@@ -1072,6 +1096,14 @@ function wire() {
     } else if (t.name) {
       readSetting(t);
     }
+  });
+  ui.systemPrompt.value = prefs.chatOptions.system;
+  ui.thinking.checked = prefs.chatOptions.thinking;
+  ui.jsonMode.checked = prefs.chatOptions.json;
+  ui.chatOptions.addEventListener('submit', (e) => e.preventDefault());
+  ui.chatOptions.addEventListener('input', () => {
+    prefs.chatOptions = { system: ui.systemPrompt.value, thinking: ui.thinking.checked, json: ui.jsonMode.checked };
+    savePrefs();
   });
   ui.samplingDefaults.addEventListener('click', () => {
     prefs.settings[prefs.mode] = { ...MODE_DEFAULTS[prefs.mode] };

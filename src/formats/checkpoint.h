@@ -2,6 +2,7 @@
 // Named tensors as found in a checkpoint file: views into the file's bytes.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/dtype.h"
@@ -29,6 +30,22 @@ struct HeldTensor {
   const uint8_t* data;
   size_t bytes;
 };
+
+// Refuses a view (element offset, shape, stride) of a storage of `numel` elements that
+// could address an element outside the storage (overflow included), naming tensor `name`.
+void check_view(const std::string& name, int64_t numel, int64_t offset, const std::vector<int64_t>& shape,
+                const std::vector<int64_t>& stride);
+
+// One tensor of a safetensors header: bytes [begin, end) of the data after the header.
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin, end;
+};
+// Reads a safetensors JSON header (the tensors in its order, "__metadata__" left out)
+// and checks every entry against `data_size`, the bytes that follow the header.
+std::vector<SafetensorsEntry> parse_safetensors_header(std::string_view json, uint64_t data_size);
 
 std::string shape_string(const std::vector<int64_t>& shape);
 

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const defaultBenchModel = path.join(root, 'build/bench/rwkv7-0.1B-shape.pth');
 
 // llama.cpp (native) on the published 0.1B shape, same kind of machine: tokens/s, and MB
