@@ -31,7 +31,7 @@ const usage = `usage:
   node js/cli.mjs tokenize --vocab FILE --text TEXT
       prints the token ids as a JSON array
   node js/cli.mjs convert IN OUT [--quant auto|int8|q4|bf16|f32] [--vocab FILE]
-      writes the model IN (a file or URL: .pth, .safetensors or .rwkv) as a .rwkv file
+      writes the model IN (a file or URL: .pth, .safetensors, .gguf or .rwkv) as a .rwkv file
       (docs/format.md) as it streams in, never whole in memory: weights as --quant converts
       them (default auto: as they are when they fit --memory-budget), the vocabulary embedded
   node js/cli.mjs inspect --model FILE|URL [--vocab FILE|URL] --text TEXT [--png FILE] [--json]

@@ -76,8 +76,9 @@ function progressReporter(onProgress, onWarning = (m) => console.warn(`rwkv-web:
 }
 
 /**
- * Loads a model (official .pth or .safetensors, or a .rwkv file made by `cli.mjs convert`,
- * whose embedded vocabulary is used unless `vocab` is given) into a new worker.
+ * Loads a model (official .pth or .safetensors, an RWKV-7 GGUF file, or a .rwkv file made by
+ * `cli.mjs convert`; the vocabulary a GGUF or .rwkv file embeds is used unless `vocab` is
+ * given) into a new worker.
  * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
  *   ArrayBuffer is handed over to the worker (detached here: no second copy).
  * @param options {vocab, onProgress, signal, wasmBase, worker} and the LOAD_OPTIONS of the
