@@ -530,9 +530,9 @@ export function createEngine() {
         }
         // Aborting while the prompt is fed puts the state back as it was.
         const before = s.state.data().slice();
-        let prefillMs = 0, tokens = 0, reason = null;
+        let prefillMs = 0, reason = null;
         let promptFed = 0;  // prompt tokens whose trace records went out
-        const pieces = [];
+        const pieces = [], ids = [];
         for (let prefilling = true; ;) {
           if (run.stopped()) {
             if (prefilling) s.state.data().set(before);
@@ -549,7 +549,7 @@ export function createEngine() {
             prefilling = false;
             prefillMs = performance.now() - started;
           }
-          if (r.token >= 0) tokens++;
+          if (r.token >= 0) ids.push(r.token);
           if (r.text) pieces.push(r.text);
           if (options.trace === true) {
             const records = gen.trace().slice();
@@ -573,8 +573,8 @@ export function createEngine() {
         const totalMs = performance.now() - started;
         const decodeMs = totalMs - prefillMs;
         return {
-          text: pieces.join(''), promptTokens: promptIds.length, tokens, stopReason: reason,
-          prefillMs, decodeMs, totalMs, tokensPerSecond: tokens > 1 ? (tokens - 1) / (decodeMs / 1000) : 0,
+          text: pieces.join(''), promptTokens: promptIds.length, tokens: ids.length, tokenIds: ids, stopReason: reason,
+          prefillMs, decodeMs, totalMs, tokensPerSecond: ids.length > 1 ? (ids.length - 1) / (decodeMs / 1000) : 0,
         };
       } finally {
         gen?.delete();

@@ -310,7 +310,8 @@ export class Session {
   /**
    * Generates text after `prompt` (a string, or token ids), continuing this session's
    * state. Returns an async iterable of text pieces; `.result` resolves to the summary
-   * {text, tokens, promptTokens, stopReason, prefillMs, decodeMs, totalMs, tokensPerSecond}
+   * {text, tokens, tokenIds (the tokens sampled), promptTokens, stopReason, prefillMs, decodeMs,
+   * totalMs, tokensPerSecond}
    * and `.text()` to the whole text. Options: GENERATE_OPTIONS of the options schema
    * (defaults: defaultGenerateOptions), plus `signal`.
    * Aborting stops within one token: the iterator then throws an AbortError after the
