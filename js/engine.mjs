@@ -595,6 +595,24 @@ export function createEngine() {
       return out;
     },
 
+    // What a model of each shape ({nLayer, nEmbd, headSize, ffnSize, vocabSize, loraW,
+    // loraA, loraV, loraG}, stored as bf16 as published) takes in each precision, and the
+    // quant 'auto' picks within options.memoryBudget: 'BF16', 'Q8_0', 'Q4_0', or null when
+    // none fits.
+    async planShapes({ shapes, options = {} }) {
+      const c = await ensureCore(options);
+      const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
+      return shapes.map((shape) => {
+        const plan = c.planShape(shape);
+        try {
+          return { ...plan, auto: chooseQuant(plan, 'auto', budget) || 'BF16' };
+        } catch (err) {
+          if (err instanceof OutOfMemoryError) return { ...plan, auto: null };
+          throw err;
+        }
+      });
+    },
+
     crash() {
       crashWorker();
     },

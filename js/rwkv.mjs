@@ -116,6 +116,25 @@ export async function convert(source, path, options = {}) {
   }
 }
 
+/**
+ * What models of these shapes take in memory, without loading one: for each shape
+ * ({nLayer, nEmbd, headSize, ffnSize, vocabSize, loraW, loraA, loraV, loraG}, stored as
+ * bf16 as the published checkpoints are; shapeDims() of js/catalog.mjs gives them for the
+ * published sizes) {bytes: {stored, F32, BF16, Q8_0, Q4_0}, auto}, where auto is the weight
+ * type quant 'auto' would load it as within options.memoryBudget ('BF16', 'Q8_0', 'Q4_0'),
+ * or null when none fits. options: {memoryBudget, worker, wasmBase}.
+ */
+export async function planShapes(shapes, options = {}) {
+  checkLoadOptions(options);
+  const { worker = true, ...rest } = options;
+  const client = new Client(await startEngine(worker === false));
+  try {
+    return await client.call('planShapes', { shapes, options: { threads: 1, ...rest } });
+  } finally {
+    client.terminate();
+  }
+}
+
 export class Model {
   #client = null;
   #source;

@@ -71,7 +71,43 @@ void check_scales(const std::string& name, const float* scale, size_t n) {
     if (!std::isfinite(scale[i])) throw Error("tensor '" + name + "' holds a NaN or infinite scale (block " + std::to_string(i) + ")");
 }
 
+// Each choice's bytes for the tensors of `slots`, stored as `stored` says (by slot), plus
+// the vocabulary's; a choice that cannot hold them counts 0 (start() says why).
+void plan_choices(ModelPlan& plan, const std::vector<TensorSlot>& slots, const std::vector<const TensorRecord*>& stored) {
+  const std::optional<DType> choices[] = {std::nullopt, DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0};
+  uint64_t* totals[] = {&plan.as_stored, &plan.f32, &plan.bf16, &plan.q8_0, &plan.q4_0};
+  for (int c = 0; c < 5; ++c) {
+    uint64_t total = 0;
+    try {
+      for (size_t i = 0; i < slots.size(); ++i)
+        total += align_up(held_bytes_of(slots[i], held_type(slots[i], *stored[i], choices[c]), stored[i]->numel()));
+      total += align_up(plan.vocab_bytes);
+    } catch (const Error&) {
+      total = 0;
+    }
+    *totals[c] = total;
+  }
+}
+
 }  // namespace
+
+ModelPlan plan_for_shape(const Config& config) {
+  ModelPlan plan;
+  plan.config = config;
+  Weights weights;
+  const std::vector<TensorSlot> slots = model_layout(config, weights);
+  std::vector<TensorRecord> records(slots.size());
+  std::vector<const TensorRecord*> stored(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    records[i].name = slots[i].name;
+    records[i].dtype = DType::BF16;
+    records[i].shape = slots[i].shape;
+    plan.largest_tensor = std::max(plan.largest_tensor, uint64_t(records[i].numel()) * 2);
+    stored[i] = &records[i];
+  }
+  plan_choices(plan, slots, stored);
+  return plan;
+}
 
 uint64_t ModelPlan::bytes(std::optional<DType> matrices) const {
   if (!matrices) return as_stored;
@@ -245,23 +281,10 @@ void StreamLoader::make_plan() {
     plan.largest_tensor = std::max(plan.largest_tensor, source_bytes(r));
     places_.push_back(std::move(t));
   }
-  // Each choice's bytes; a choice that cannot hold this file counts 0 (start() says why).
-  const std::optional<DType> choices[] = {std::nullopt, DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0};
-  uint64_t* totals[] = {&plan.as_stored, &plan.f32, &plan.bf16, &plan.q8_0, &plan.q4_0};
   if (reader_->vocab_storage() >= 0) plan.vocab_bytes = reader_->storage_bytes()[size_t(reader_->vocab_storage())];
-  for (int c = 0; c < 5; ++c) {
-    uint64_t total = 0;
-    try {
-      for (const Place& t : places_) {
-        const TensorRecord& r = records[size_t(t.record)];
-        total += align_up(held_bytes_of(slots_[size_t(t.slot)], held_type(slots_[size_t(t.slot)], r, choices[c]), r.numel()));
-      }
-      total += align_up(plan.vocab_bytes);
-    } catch (const Error&) {
-      total = 0;
-    }
-    *totals[c] = total;
-  }
+  std::vector<const TensorRecord*> stored(slots_.size());
+  for (const Place& t : places_) stored[size_t(t.slot)] = &records[size_t(t.record)];
+  plan_choices(plan, slots_, stored);
   // The tensors of each storage by offset; a storage whose tensors are strided or overlap
   // is read whole before they are placed.
   const size_t n_storages = reader_->storage_bytes().size();
