@@ -311,6 +311,7 @@ void StreamLoader::start(const LoadOptions& options, std::string_view vocab, con
       t.offset = at;
       at = align_up(at + t.held);
       held.push_back({slot.name, t.to, slot.vec ? r.shape : slot.shape, nullptr, size_t(t.held)});
+      if (slot.mat == &model_->weights_.head) weight_dtype_ = t.to;
     }
     const int vs = reader_->vocab_storage();
     if (output_ == Output::Model) {

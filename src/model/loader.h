@@ -82,6 +82,8 @@ class StreamLoader {
   // if any; the caller checks it fits the model) and `metadata` go into the file.
   void start(const LoadOptions& options, std::string_view vocab = {}, const RwkvMetadata& metadata = {});
 
+  // From start() on: how the head matrix is held (what a model's weight_dtype() says).
+  DType weight_dtype() const { return weight_dtype_; }
   // Output::File, from start() on: the file's size and its first bytes (magic, JSON header,
   // padding up to the first tensor).
   uint64_t file_size() const { return file_size_; }
@@ -129,6 +131,7 @@ class StreamLoader {
   std::vector<uint8_t> input_;           // what window() hands out
   size_t pending_ = 0, pending_at_ = 0;  // input bytes not yet read (waiting for start())
   uint64_t position_ = 0;
+  DType weight_dtype_ = DType::F32;
   bool ended_ = false, started_ = false, failed_ = false, finished_ = false;
 
   std::optional<ModelPlan> plan_;
