@@ -235,6 +235,8 @@ struct NeedMore {
   uint64_t bytes;
 };
 constexpr uint64_t kFar = uint64_t(1) << 62;  // "more than any file"
+// a * b, or kFar when that is more.
+uint64_t far_mul(uint64_t a, uint64_t b) { return b && a > kFar / b ? kFar : std::min(kFar, a * b); }
 
 class Cursor {
  public:
@@ -300,7 +302,7 @@ struct Rest {
   uint64_t kvs = 0, tensors = 0, elements = 0, element_bytes = 0;
   // Each metadata entry takes at least 13 bytes (key length, type, a 1-byte value), each
   // tensor info 32 (name length, dimension count, one dimension, type, offset).
-  uint64_t bytes() const { return std::min(kFar, kvs * 13 + tensors * 32 + std::min(kFar, elements) * element_bytes); }
+  uint64_t bytes() const { return std::min(kFar, kvs * 13 + tensors * 32 + far_mul(elements, element_bytes)); }
 };
 
 GgufValue read_value(Cursor& c, uint32_t type, const std::string& key, int depth, Rest& rest) {
@@ -318,7 +320,7 @@ GgufValue read_value(Cursor& c, uint32_t type, const std::string& key, int depth
     if (depth > 2) throw Error("GGUF metadata '" + key + "': arrays nested too deep");
     // Every element takes at least `least` bytes: a count beyond the bytes left needs more.
     const size_t least = v.elem == 8 ? 8 : v.elem == 9 ? 12 : scalar_bytes(v.elem);
-    if (v.count > c.remaining() / least) throw NeedMore{std::min(kFar, std::min(kFar, v.count) * least - c.remaining() + rest.bytes())};
+    if (v.count > c.remaining() / least) throw NeedMore{std::min(kFar, far_mul(v.count, least) - c.remaining() + rest.bytes())};
     for (uint64_t k = 0; k < v.count; ++k) {
       if (depth == 0) {
         rest.elements = v.count - k - 1;
