@@ -213,7 +213,7 @@ test('the library loads GGUF files: golden logits, Q8_0 kept as int8, k-quants d
       await model.dispose();
     }
   }
-  const gk = goldenOf('fix-L2-C256.Q5_K.seq16');
+  const gk = goldenOf('gguf-golden/fix-L2-C256.Q5_K.seq16');
   const bytes = new Uint8Array(fs.readFileSync(ggufFixture('fix-L2-C256.Q5_K.gguf')));
   for (const [quant, dtype, tol] of [['f32', 'F32', 5e-4], ['int8', 'Q8_0', 0.5], [undefined, 'BF16', 0.5]]) {
     const model = await rwkv.load(bytes.slice(), { cache: false, quant });
