@@ -26,10 +26,10 @@ const usage = `usage:
   node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]
       writes the model IN (.pth, .safetensors or .rwkv) as a .rwkv file (docs/format.md):
       weights as --quant converts them (default: as they are), the vocabulary embedded
-  node js/cli.mjs bench [--model FILE] [--threads 1,2] [--precisions keep,int8,q4] [--json] [--skip-build]
-      decode and prefill tokens/s, natively and as wasm, bytes read per token against the
-      measured memory bandwidth, peak memory (docs/bench.md); the model defaults to a random
-      one of the published 0.1B shape, made when absent
+  node js/cli.mjs bench [--shape 0.1B|0.4B|1.5B|2.9B] [--quick] [--rounds N] [--threads 1,2] [--json] ...
+      our runtime natively, under Node and in Chromium against llama.cpp (native, and wasm
+      through wllama) on the same random weights, measured in the same run (docs/bench.md;
+      bench --help for every option)
 
   generation options (generate, chat):
 ${flagHelp(GENERATE_OPTIONS)}
@@ -222,27 +222,8 @@ async function convert(argv) {
 }
 
 async function bench(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' }, threads: { type: 'string', default: '1,2' }, precisions: { type: 'string', default: 'keep,int8,q4' },
-      json: { type: 'boolean' }, 'skip-build': { type: 'boolean' }, 'decode-runs': { type: 'string' }, 'prefill-runs': { type: 'string' },
-    },
-  });
-  const { buildBench, defaultBenchModel, formatReport, runBench } = await import('./bench/bench.mjs');
-  const threads = values.threads.split(',').map(Number);
-  if (!threads.every((n) => Number.isInteger(n) && n >= 1)) throw new UsageError(`--threads: '${values.threads}' is not a list of thread counts`);
-  const model = values.model ?? defaultBenchModel;
-  if (!values.model) {
-    const { shapeConfig, writeRandomModel } = await import('./bench/random-model.mjs');
-    if (!(await stat(model).catch(() => null))) writeRandomModel(model, shapeConfig('0.1B'));
-  }
-  if (!values['skip-build']) buildBench();
-  const results = runBench({
-    model, threads, precisions: values.precisions.split(','),
-    decodeRuns: values['decode-runs'] && Number(values['decode-runs']), prefillRuns: values['prefill-runs'] && Number(values['prefill-runs']),
-  });
-  console.log(values.json ? JSON.stringify(results, null, 2) : formatReport(results));
+  const { main } = await import('./bench/bench.mjs');
+  await main(argv);
 }
 
 const commands = { logits, tokenize, generate, chat, convert, bench };

@@ -18,7 +18,7 @@ const seconds = (t0) => (performance.now() - t0) / 1000;
 
 async function ours(c, prompt) {
   const t0 = performance.now();
-  const model = await rwkv.load(new URL(`/models/${c.model}`, location.href).href, { threads: c.threads, cache: false });
+  const model = await rwkv.load(new URL(`/models/${c.model}`, location.href).href, { threads: c.threads, cache: false, quant: c.quant === 'keep' ? undefined : c.quant });
   const loadS = seconds(t0);
   try {
     const session = await model.createSession();
