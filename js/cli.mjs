@@ -222,7 +222,10 @@ async function convert(argv) {
 }
 
 async function bench(argv) {
-  const { main } = await import('./bench/bench.mjs');
+  // The bench builds and runs programs of a checkout: the package does not ship it.
+  const script = new URL('./bench/bench.mjs', import.meta.url);
+  if (!(await stat(script).catch(() => null))) throw new Error('the bench runs in a checkout of the repository (npm run bench), not from the installed package');
+  const { main } = await import(script);
   await main(argv);
 }
 

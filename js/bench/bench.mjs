@@ -6,7 +6,7 @@
 // weights of a published shape (our bf16/int8/q4 against llama.cpp's F16/Q8_0/Q4_0),
 // with the machine's read bandwidth measured each round. See docs/bench.md.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -136,11 +136,15 @@ function bandwidth(probe, threads) {
 
 function machine() {
   let cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  try {
-    const info = execFileSync('sh', ['-c', 'grep -m1 "model name" /proc/cpuinfo'], { encoding: 'utf8' });
-    cpu = info.split(':')[1].trim();
-  } catch { /* os.cpus() then */ }
-  return { cpu, cores: os.cpus().length, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version.slice(1) };
+  const features = [];
+  if (existsSync('/proc/cpuinfo')) {
+    // The model name, and the vector features that matter to both sides' kernels.
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    cpu = /^model name\s*:\s*(.*)$/m.exec(info)?.[1] ?? cpu;
+    const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(' '));
+    for (const f of ['avx2', 'fma', 'f16c', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16']) if (flags.has(f)) features.push(f);
+  }
+  return { cpu, features, cores: os.cpus().length, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version.slice(1) };
 }
 
 /**

@@ -25,14 +25,15 @@ export function peerModule(name) {
  * Installs the peers' packages when they are missing or older than the lock (`npm ci`,
  * install scripts off: node-llama-cpp's would try to build llama.cpp from source where
  * its prebuilt binaries do not fit). Returns null, or why they could not be installed.
+ * (`npm` and `dir`: another npm program or package folder, for the tests.)
  */
-export function installPeers({ log = () => {}, npm = 'npm' } = {}) {
-  const lock = path.join(peersDir, 'package-lock.json');
-  const installed = path.join(peersDir, 'node_modules/.package-lock.json');
+export function installPeers({ log = () => {}, npm = 'npm', dir = peersDir } = {}) {
+  const lock = path.join(dir, 'package-lock.json');
+  const installed = path.join(dir, 'node_modules/.package-lock.json');
   if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return null;
   log('installing the peers (npm ci --prefix js/bench/peers: node-llama-cpp, @wllama/wllama)...');
   try {
-    execFileSync(npm, ['ci', '--prefix', peersDir, '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'],
+    execFileSync(npm, ['ci', '--prefix', dir, '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'],
       { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
     return null;
   } catch (err) {

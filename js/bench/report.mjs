@@ -69,7 +69,7 @@ function threadCounts(results, precision) {
 export function formatReport(results) {
   const out = [];
   const m = results.machine;
-  out.push(`${results.shape} shape (L${results.model.n_layer} C${results.model.n_embd} V${results.model.vocab}), random weights; ${m.cpu}, ${m.cores} cores, ` +
+  out.push(`${results.shape} shape (L${results.model.n_layer} C${results.model.n_embd} V${results.model.vocab}), random weights; ${m.cpu}${m.features?.length ? ` (${m.features.join(' ')})` : ''}, ${m.cores} cores, ` +
     `Node ${m.node}${m.chromium ? `, Chromium ${m.chromium}` : ''}; ${results.date}; load average ${fmt(results.loadavg.start, 2)} at the start, ${fmt(results.loadavg.end, 2)} at the end`);
   out.push(`tokens/s, median of ${results.rounds} round${results.rounds > 1 ? 's' : ''}; each of our cells runs right before its peer's; ratios ours / peer.`);
   const ran = Object.keys(RUNTIMES).filter((r) => !results.missing[r]);
