@@ -6,10 +6,11 @@ import { parseArgs } from 'node:util';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { load, loadVocab } from './rwkv.mjs';
+import { convert as convertModel, load, loadVocab } from './rwkv.mjs';
 import { GENERATE_OPTIONS, LOAD_OPTIONS, cliFlags, flagHelp, parseFlags } from './options.mjs';
 import { requestFields } from './chat/completions.mjs';
 import { STATE_HEADER_BYTES } from './state-format.mjs';
+import { heatmap, traceReader } from './trace.mjs';
 
 const LOAD_FLAGS = LOAD_OPTIONS.filter((o) => o.name !== 'cacheDir');
 
@@ -29,9 +30,14 @@ const usage = `usage:
       optionally the final state as raw floats (docs/state-format.md, without the header)
   node js/cli.mjs tokenize --vocab FILE --text TEXT
       prints the token ids as a JSON array
-  node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]
-      writes the model IN (.pth, .safetensors or .rwkv) as a .rwkv file (docs/format.md):
-      weights as --quant converts them (default: as they are), the vocabulary embedded
+  node js/cli.mjs convert IN OUT [--quant auto|int8|q4|bf16|f32] [--vocab FILE]
+      writes the model IN (a file or URL: .pth, .safetensors, .gguf or .rwkv) as a .rwkv file
+      (docs/format.md) as it streams in, never whole in memory: weights as --quant converts
+      them (default auto: as they are when they fit --memory-budget), the vocabulary embedded
+  node js/cli.mjs inspect --model FILE|URL [--vocab FILE|URL] --text TEXT [--png FILE] [--json]
+      feeds the text and prints each layer's and head's half-life (tokens for its mean decay
+      to halve the state) at the last token; --png writes the heatmap of the state norms (a
+      column per token, a row per layer and head), --json every number (docs/inspect.md)
   node js/cli.mjs bench [--model FILE] [--threads 1,2] [--precisions keep,int8,q4] [--json] [--skip-build]
       decode and prefill tokens/s, natively and as wasm, bytes read per token against the
       measured memory bandwidth, peak memory (docs/bench.md); the model defaults to a random
@@ -243,7 +249,7 @@ const mbText = (n) => `${(n / 2 ** 20).toFixed(1)} MB`;
 
 async function convert(argv) {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...cliFlags(LOAD_FLAGS), vocab: { type: 'string' } } });
-  if (positionals.length !== 2) throw new UsageError('convert needs IN and OUT: node js/cli.mjs convert IN OUT [--quant int8|q4|bf16|f32] [--vocab FILE]');
+  if (positionals.length !== 2) throw new UsageError('convert needs IN and OUT: node js/cli.mjs convert IN OUT [--quant auto|int8|q4|bf16|f32] [--vocab FILE]');
   const [input, output] = positionals;
   const loadOptions = schemaValues(values, LOAD_FLAGS);
   const { quant } = loadOptions;
@@ -251,15 +257,12 @@ async function convert(argv) {
   const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
   const metadata = { source: path.basename(input), converter: `rwkv-web ${version} convert${quant ? ` --quant ${quant}` : ''}` };
   if (values.vocab) metadata.vocabulary = path.basename(values.vocab);
-  const inSize = (await stat(input)).size;
-  const model = await load(input, { ...loadOptions, onProgress: progressBar() });
-  try {
-    const { bytes, vocabBytes, dtype } = await model.save(output, { vocab: values.vocab, metadata });
-    console.log(`${input} (${mbText(inSize)}) -> ${output} (${mbText(bytes)}, ${dtype} weights` +
-      `${vocabBytes ? ', vocabulary embedded' : ''}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  } finally {
-    await model.dispose();
-  }
+  const inSize = /^https?:/.test(input) ? 0 : (await stat(input)).size;
+  const { bytes, vocabBytes, dtype, peakBytes } = await convertModel(input, output, {
+    ...loadOptions, vocab: values.vocab, metadata, onProgress: progressBar(),
+  });
+  console.log(`${input}${inSize ? ` (${mbText(inSize)})` : ''} -> ${output} (${mbText(bytes)}, ${dtype} weights` +
+    `${vocabBytes ? ', vocabulary embedded' : ''}) in ${((performance.now() - started) / 1000).toFixed(1)} s, peak ${mbText(peakBytes)}`);
 }
 
 async function bench(argv) {
@@ -286,7 +289,55 @@ async function bench(argv) {
   console.log(values.json ? JSON.stringify(results, null, 2) : formatReport(results));
 }
 
-const commands = { logits, tokenize, generate, chat, serve, convert, bench };
+/** A half-life as the table prints it: 3 significant digits or so, "inf" for none. */
+const halfLifeText = (v) => (!Number.isFinite(v) ? 'inf' : v < 10 ? v.toFixed(2) : v < 1000 ? v.toFixed(1) : v.toFixed(0));
+
+async function inspect(argv) {
+  const { values } = parseArgs({ args: argv, options: { ...modelFlags, text: { type: 'string' }, png: { type: 'string' }, json: { type: 'boolean' } } });
+  if (values.text === undefined || values.text === '') throw new UsageError('--text is required');
+  const model = await openModel(values);
+  try {
+    if (!model.hasVocab) throw new UsageError('inspect needs --vocab (unless the model is byte-level)');
+    const { nLayer: L, nHead: H, headSize } = model.config;
+    const session = await model.createSession();
+    const tokens = [], tokenTexts = [], parts = [];
+    for await (const piece of session.generate(values.text, { trace: true, maxTokens: 0 })) {
+      tokens.push(...piece.tokens);
+      tokenTexts.push(...piece.tokenTexts);
+      parts.push(piece.trace);
+    }
+    const records = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    parts.reduce((at, p) => (records.set(p, at), at + p.length), 0);
+    const r = traceReader(records, model.config);
+    const perHead = (f) => Array.from({ length: L }, (_, i) => Array.from({ length: H }, (_, h) => f(i, h)));
+    const over = (i, h, pick) => pick(...Array.from({ length: r.tokens }, (_, t) => r.field(t, i, h, 'halfLife')));
+    const last = r.tokens - 1;
+    const halfLife = perHead((i, h) => r.field(last, i, h, 'halfLife'));
+    if (values.png) {
+      const { encodePng, scaleImage } = await import('./png.mjs');
+      const cell = Math.max(1, Math.min(8, Math.floor(2048 / r.tokens)));
+      const img = scaleImage(heatmap(records, model.config, 'stateNorm'), cell, Math.max(2, Math.min(8, Math.floor(1024 / (L * H)))));
+      await writeFile(values.png, encodePng(img.width, img.height, img.rgba));
+    }
+    if (values.json) {
+      const json = { tokens, tokenTexts, halfLife, halfLifeMin: perHead((i, h) => over(i, h, Math.min)), halfLifeMax: perHead((i, h) => over(i, h, Math.max)),
+        stateNorm: perHead((i, h) => r.field(last, i, h, 'stateNorm')), rate: perHead((i, h) => r.field(last, i, h, 'rate')) };
+      console.log(JSON.stringify(json, (k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)));
+      return;
+    }
+    console.log(`${tokens.length} token${tokens.length === 1 ? '' : 's'}, ${L} layers x ${H} head${H === 1 ? '' : 's'} of ${headSize} x ${headSize}`);
+    console.log('half-life in tokens of each head\'s mean decay at the last token (docs/inspect.md):');
+    console.log(['layer', ...Array.from({ length: H }, (_, h) => `head ${h}`)].map((c) => c.padStart(8)).join(''));
+    halfLife.forEach((row, i) => console.log([String(i), ...row.map(halfLifeText)].map((c) => c.padStart(8)).join('')));
+    const all = halfLife.flat().filter(Number.isFinite);
+    console.log(`shortest ${halfLifeText(Math.min(...all))}, longest ${halfLifeText(Math.max(...all))} tokens`);
+    if (values.png) console.log(`heatmap of the state norms: ${values.png} (a column per token, a row per layer and head, each row scaled to its largest)`);
+  } finally {
+    await model.dispose();
+  }
+}
+
+const commands = { logits, tokenize, generate, chat, serve, convert, inspect, bench };
 
 async function main() {
   const [cmd, ...rest] = process.argv.slice(2);

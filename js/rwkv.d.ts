@@ -46,9 +46,13 @@ export interface LoadOptions {
   /**
    * Convert the weight matrices on load: 'int8' (= 'q8_0': blocks of 32 int8 values with a
    * float scale, the large matrices only), 'q4' (= 'q4_0'), 'bf16' or 'f32' (every matrix).
-   * Default: as in the file.
+   * 'auto' (the default): as in the file when the model fits `memoryBudget`, else bf16,
+   * int8 or q4, the first that fits; when none does, the load fails after the file's header
+   * (OutOfMemoryError giving each choice's size).
    */
-  quant?: 'int8' | 'q8_0' | 'q4' | 'q4_0' | 'bf16' | 'f32';
+  quant?: 'auto' | 'int8' | 'q8_0' | 'q4' | 'q4_0' | 'bf16' | 'f32';
+  /** Bytes the model may take (default: 4 GB less 16 MB for the runtime and 256 MB for sessions). */
+  memoryBudget?: number;
   /**
    * MB of model states the chat layer keeps by prompt prefix (model.chat.completions): in
    * memory, and with `cache` also on the device (IndexedDB / the cache folder), bounded
@@ -86,6 +90,11 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens?: number[];
   /** The text must match this grammar (docs/grammar.md); generation ends where it ends. */
   grammar?: string;
+  /**
+   * Yield a TracedPiece for every step, with the trace of what the state did at each
+   * token fed, prompt included (docs/inspect.md); default false.
+   */
+  trace?: boolean;
   signal?: AbortSignal;
 }
 
@@ -127,10 +136,45 @@ export interface Generation extends AsyncIterable<string> {
   text(): Promise<string>;
 }
 
+/**
+ * One step of a traced generation: the text it released (may be empty), the tokens it
+ * fed to the state (a slice of the prompt, the generated token, or none), each token's
+ * own text, and their trace records: tokens.length records of traceRecordSize(config)
+ * floats, per layer and head the TRACE_FIELDS in order, then per layer the residual norm.
+ */
+export interface TracedPiece {
+  text: string;
+  tokens: Int32Array;
+  tokenTexts: string[];
+  trace: Float32Array;
+}
+export interface TracedGeneration extends AsyncIterable<TracedPiece> {
+  readonly result: Promise<GenerateResult>;
+  text(): Promise<string>;
+}
+/** The per-head fields of a trace record, in order (docs/inspect.md). */
+export declare const TRACE_FIELDS: readonly ['stateNorm', 'decayMean', 'decayStd', 'halfLife', 'rate', 'update', 'valueMix'];
+export type TraceField = (typeof TRACE_FIELDS)[number];
+/** Floats in one token's trace record: nLayer · nHead · TRACE_FIELDS.length + nLayer. */
+export declare function traceRecordSize(config: { nLayer: number; nHead: number }): number;
+/** Reads trace records: a field of token t, layer, head; the residual norm after a layer. */
+export declare function traceReader(records: Float32Array, config: { nLayer: number; nHead: number }): {
+  tokens: number;
+  field(t: number, layer: number, head: number, name: TraceField): number;
+  residual(t: number, layer: number): number;
+};
+
 export declare const defaultGenerateOptions: Readonly<Required<Omit<GenerateOptions, 'signal' | 'seed'>>>;
 
 export declare function load(source: Source, options?: LoadOptions): Promise<Model>;
 /** Empties what is kept on the device: downloads and converted models. */
+/**
+ * Converts a model file to a .rwkv file at `path` (Node) as it streams in, without loading
+ * the model (memory near its largest tensor); written to path.tmp, then renamed.
+ */
+export declare function convert(source: Source, path: string, options?: LoadOptions & {
+  vocab?: Source; metadata?: Record<string, string>; onProgress?: (p: LoadProgress) => void; signal?: AbortSignal; worker?: boolean;
+}): Promise<{ bytes: number; peakBytes: number; dtype: string; vocabBytes: number }>;
 export declare function clearCache(options?: { cacheDir?: string }): Promise<void>;
 /** True when load(url, {quant}) would read the model from this device (no download). */
 export declare function isKeptOnDevice(url: string | URL, options?: { quant?: LoadOptions['quant']; cacheDir?: string }): Promise<boolean>;
@@ -283,7 +327,13 @@ export declare class Model {
 
 export declare class Session {
   readonly model: Model;
+  generate(prompt: string | ArrayLike<number>, options: GenerateOptions & { trace: true }): TracedGeneration;
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Generation;
+  /**
+   * A copy of one head's wkv state, N × N values (N the head size) row by row: row p the
+   * value channel, column q the key channel. Works while the session generates.
+   */
+  inspect(where: { layer: number; head: number }): Promise<Float32Array>;
   /** The last token's logits (V), or with `all` the logits after every token (T * V). */
   prefill(tokens: ArrayLike<number>, options?: { signal?: AbortSignal; all?: boolean }): Promise<Float32Array>;
   step(token: number): Promise<Float32Array>;

@@ -15,6 +15,7 @@ export * from './errors.mjs';
 export { InvalidRequestError } from './chat/completions.mjs';
 /** Sampling defaults as RWKV chat users know them (docs/sampling.md), from the options schema. */
 export { checkValue, defaultGenerateOptions, GENERATE_OPTIONS, LOAD_OPTIONS, PRESETS } from './options.mjs';
+export { TRACE_FIELDS, heatmap, traceReader, traceRecordSize } from './trace.mjs';
 
 const workerUrl = new URL('./worker.mjs', import.meta.url);
 
@@ -75,8 +76,9 @@ function progressReporter(onProgress, onWarning = (m) => console.warn(`rwkv-web:
 }
 
 /**
- * Loads a model (official .pth or .safetensors, or a .rwkv file made by `cli.mjs convert`,
- * whose embedded vocabulary is used unless `vocab` is given) into a new worker.
+ * Loads a model (official .pth or .safetensors, an RWKV-7 GGUF file, or a .rwkv file made by
+ * `cli.mjs convert`; the vocabulary a GGUF or .rwkv file embeds is used unless `vocab` is
+ * given) into a new worker.
  * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
  *   ArrayBuffer is handed over to the worker (detached here: no second copy).
  * @param options {vocab, onProgress, signal, wasmBase, worker} and the LOAD_OPTIONS of the
@@ -92,6 +94,26 @@ export async function load(source, options = {}) {
   const model = new Model(describeSource(source), options);
   await model.ready;
   return model;
+}
+
+/**
+ * Converts a model file (official .pth or .safetensors, or a .rwkv file) to a .rwkv file
+ * at `path` (Node) as it streams in, without loading the model: memory stays near the
+ * largest tensor. options: {vocab (a Source: embedded in the file), metadata (strings),
+ * onProgress, signal, worker} and the LOAD_OPTIONS (quant, memoryBudget, cache). Resolves
+ * to {bytes, peakBytes, dtype (how the matrices are held), vocabBytes}.
+ */
+export async function convert(source, path, options = {}) {
+  checkLoadOptions(options);
+  const { onProgress, signal, vocab, metadata, worker = true, ...rest } = options;
+  const client = new Client(await startEngine(worker === false));
+  try {
+    return await client.call('convertModel', {
+      source: describeSource(source), path: String(path), vocab: vocab ? describeSource(vocab) : undefined, metadata, options: rest,
+    }, { signal, onEvent: progressReporter(onProgress) });
+  } finally {
+    client.terminate();
+  }
 }
 
 export class Model {
@@ -268,6 +290,11 @@ export class Session {
     const { sessionId } = await this.#call('forkSession');
     return this.#model._adopt(new Session(this.#model, sessionId));
   }
+  /**
+   * A copy of one head's wkv state: a Float32Array of N × N (N the head size), row p the
+   * value channel, column q the key channel (docs/inspect.md). Works while generating.
+   */
+  inspect({ layer, head }) { return this.#call('inspect', { layer, head }); }
   /** The state as bytes with a header naming the model's shape (see docs/state-format.md). */
   async saveState() { return new Uint8Array(await this.#call('saveState')); }
   /** Replaces the state with saved bytes; refuses a state of another model shape. */
@@ -290,6 +317,9 @@ export class Session {
    * Aborting stops within one token: the iterator then throws an AbortError after the
    * last piece, `.result` resolves with stopReason 'aborted', and the session's state
    * holds exactly the tokens whose text was delivered.
+   * With `trace: true` the iterable yields {text, tokens, tokenTexts, trace} for every
+   * step instead of strings: the tokens fed in that step (a slice of the prompt, or the
+   * generated token), each one's text, and their trace records (docs/inspect.md).
    */
   generate(prompt, options = {}) {
     const { signal, ...opts } = options;  // unset options: the core's defaults, which are the schema's
@@ -300,7 +330,7 @@ export class Session {
       signal,
       onEvent: (event, data) => {
         if (event === 'text') {
-          queue.push(data.text);
+          queue.push(opts.trace === true ? data : data.text);
           push();
         }
       },

@@ -107,7 +107,7 @@ function explain(err) {
   }
   if (err instanceof ModelFormatError) {
     return { title: 'This is not a usable RWKV-7 model file', message,
-      hint: 'The page reads RWKV-7 (x070) models: official .pth or .safetensors checkpoints, or .rwkv files (node js/cli.mjs convert). A partial download or another architecture gives this error.' };
+      hint: 'The page reads RWKV-7 (x070) models: official .pth or .safetensors checkpoints, RWKV-7 GGUF files (llama.cpp), or .rwkv files (node js/cli.mjs convert). A partial download or another architecture gives this error.' };
   }
   if (err instanceof VocabError) {
     return { title: 'The vocabulary does not fit this model', message,
@@ -206,8 +206,8 @@ function useFile(file) {
   } else {
     setFileChip('model', file);
     prefs.lastModelFile = file.name;
-    // A .rwkv file usually carries its vocabulary: use it rather than download one.
-    if (/\.rwkv$/i.test(file.name) && !app.vocabFile) {
+    // A .rwkv or GGUF file usually carries its vocabulary: use it rather than download one.
+    if (/\.(rwkv|gguf)$/i.test(file.name) && !app.vocabFile) {
       ui.vocabNone.checked = true;
       syncVocabNone();
     }

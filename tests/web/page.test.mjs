@@ -591,7 +591,7 @@ test('a dropped .rwkv file brings its own vocabulary', { skip, timeout: 120000 }
   const errors = collectErrors(page);
   try {
     await page.goto(`${srv.url}web/`);
-    assert.equal(await page.getAttribute('#model-file', 'accept'), '.pth,.safetensors,.rwkv,.bin');
+    assert.equal(await page.getAttribute('#model-file', 'accept'), '.pth,.safetensors,.gguf,.rwkv,.bin');
     await page.evaluate(async (url) => {
       const dt = new DataTransfer();
       dt.items.add(new File([await (await fetch(url)).blob()], 'fix-L3-C64-H2.rwkv'));
