@@ -6,6 +6,7 @@ import {
 } from '../js/rwkv.mjs';
 import { G1_MODELS, WORLD_VOCAB_URL } from '../js/catalog.mjs';
 import * as store from './store.mjs';
+import { createInspector } from './inspector.mjs';
 
 const DEFAULT_MODEL_URL = G1_MODELS[0].url;
 const DEFAULT_VOCAB_URL = WORLD_VOCAB_URL;
@@ -58,6 +59,8 @@ const app = {
   chat: null,           // the open chat {id, title, messages, separator, modelKey, ...}; id null until saved
   memoryTimer: 0,
 };
+
+const inspector = createInspector({ model: () => app.model, session: () => (prefs.mode === 'completion' ? app.completionSession : app.chatSession) });
 
 function savePrefs() { store.savePrefs(prefs); }
 
@@ -579,6 +582,7 @@ function generationOptions(mode) {
   const opts = {};
   for (const k of SAMPLING_KEYS) if (s[k] !== null && s[k] !== undefined && k !== 'banEndOfText') opts[k] = s[k];
   if (s.banEndOfText) opts.bannedTokens = [0];
+  if (inspector.tracing) opts.trace = true;
   return opts;
 }
 
@@ -644,7 +648,9 @@ async function streamGeneration(start, out, speed) {
     const gen = await start();
     try {
       for await (const piece of gen) {
-        out.push(piece);
+        const text = inspector.take(piece);  // a traced piece feeds the inspector panel
+        if (!text) continue;
+        out.push(text);
         speed.piece();
       }
     } catch (err) {
