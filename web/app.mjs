@@ -8,6 +8,7 @@ import { requestFields } from '../js/chat/completions.mjs';
 import { G1_MODELS, WORLD_VOCAB_URL, shapeDims } from '../js/catalog.mjs';
 import { renderModelMenu } from './model-menu.mjs';
 import * as store from './store.mjs';
+import { createInspector } from './inspector.mjs';
 
 const DEFAULT_MODEL_URL = G1_MODELS[0].url;
 const DEFAULT_VOCAB_URL = WORLD_VOCAB_URL;
@@ -61,6 +62,8 @@ const app = {
   memoryTimer: 0,
   plans: null,          // {[catalog id]: planShapes() plan} of the published models
 };
+
+const inspector = createInspector({ model: () => app.model, session: () => (prefs.mode === 'completion' ? app.completionSession : app.chatSession) });
 
 function savePrefs() { store.savePrefs(prefs); }
 
@@ -598,6 +601,7 @@ function generationOptions(mode) {
   const opts = {};
   for (const k of SAMPLING_KEYS) if (s[k] !== null && s[k] !== undefined && k !== 'banEndOfText') opts[k] = s[k];
   if (s.banEndOfText) opts.bannedTokens = [0];
+  if (inspector.tracing) opts.trace = true;
   return opts;
 }
 
@@ -665,7 +669,9 @@ async function streamGeneration(start, out, speed) {
     const gen = await start();
     try {
       for await (const piece of gen) {
-        out.push(piece);
+        const text = inspector.take(piece);  // a traced piece feeds the inspector panel
+        if (!text) continue;
+        out.push(text);
         speed.piece();
       }
     } catch (err) {
