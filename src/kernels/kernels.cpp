@@ -517,25 +517,38 @@ void qmatvec_rows(const Matrix& W, const int16_t* xq, const float* sx, float* y,
 
 // Y[t][r] for rows [r0, r1) and T rows of xq: blocks of kQRows weight rows (in L1) meet
 // pairs of x rows. (3 x 2 measured a little ahead of 4 x 2, 2 x 2, 2 x 4 and 4 x 1 in
-// wasm: ~17 GMAC/s on one thread, against ~12 for the f32 products of bf16 weights.)
+// wasm, and ahead of tiles over panels widened to int16 with the tokens interleaved: the
+// loads that widen int8 are one instruction, V8 keeps ~16 vectors in registers.) Q4_0:
+// each block of rows is unpacked to int8 once (a panel of kQRows x cols bytes), which
+// the Q8_0 tiles then read: the nibbles are not unpacked again for every pair of x rows.
 constexpr int kQRows = 3;
 template <DType D>
 void qmatmul_rows(const Matrix& W, const int16_t* xq, const float* sx, int T, float* Y, int r0, int r1) {
   const int nb = W.cols / kQuantBlock, cols = W.cols;
   const size_t rq = size_t(nb) * kQBlockBytes<D>, R = size_t(W.rows);
+  std::vector<int8_t> panel(D == DType::Q4_0 ? size_t(kQRows) * cols : 0);
   for (int r = r0; r < r1; r += kQRows) {
+    const int nr = std::min(kQRows, r1 - r);
     const uint8_t* q = W.q() + size_t(r) * rq;
+    size_t qs = rq;  // bytes from one row to the next
+    if constexpr (D == DType::Q4_0) {
+      for (int i = 0; i < nr; ++i)
+        for (int b = 0; b < nb; ++b)
+          unpack_q4(q + i * rq + size_t(b) * kQBlockBytes<D>, panel.data() + size_t(i) * cols + b * kQuantBlock);
+      q = reinterpret_cast<const uint8_t*>(panel.data()), qs = size_t(cols);
+    }
+    constexpr DType P = DType::Q8_0;  // what q holds now
     const float* sc = W.scale + size_t(r) * nb;
-    if (r + kQRows <= r1) {
+    if (nr == kQRows) {
       int t = 0;
       for (; t + 2 <= T; t += 2)
-        qdot<D, kQRows, 2>(q, rq, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
+        qdot<P, kQRows, 2>(q, qs, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
       for (; t < T; ++t)
-        qdot<D, kQRows, 1>(q, rq, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
+        qdot<P, kQRows, 1>(q, qs, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
     } else {
-      for (int i = r; i < r1; ++i, q += rq, sc += nb)
+      for (int i = r; i < r1; ++i, q += qs, sc += nb)
         for (int t = 0; t < T; ++t)
-          qdot<D, 1, 1>(q, 0, sc, 0, nb, xq + size_t(t) * cols, 0, sx + t, Y + size_t(t) * R + i, 0, 0);
+          qdot<P, 1, 1>(q, 0, sc, 0, nb, xq + size_t(t) * cols, 0, sx + t, Y + size_t(t) * R + i, 0, 0);
     }
   }
 }
