@@ -502,40 +502,67 @@ void qmatvec_rows(const Matrix& W, const int16_t* xq, const float* sx, float* y,
     qdot<D, 1, 1>(W.q() + size_t(r) * rq, 0, W.scale + size_t(r) * nb, 0, nb, xq, 0, sx, y + r, 0, 0);
 }
 
-// Y[t][r] for rows [r0, r1) and T rows of xq: blocks of kQRows weight rows (in L1) meet
-// pairs of x rows. (3 x 2 measured a little ahead of 4 x 2, 2 x 2, 2 x 4 and 4 x 1 in
-// wasm, and ahead of tiles over panels widened to int16 with the tokens interleaved: the
-// loads that widen int8 are one instruction, V8 keeps ~16 vectors in registers.) Q4_0:
-// each block of rows is unpacked to int8 once (a panel of kQRows x cols bytes), which
-// the Q8_0 tiles then read: the nibbles are not unpacked again for every pair of x rows.
-constexpr int kQRows = 3;
+// T rows of xq (row stride n) into groups of kQTileTokens rows, interleaved by blocks of
+// 32 values: group g0 at out + g0 * n, its row j's block b at (b * gs + j) * 32.
+constexpr int kQTileTokens = 4;
+void interleave_q(const int16_t* src, int T, int n, std::vector<int16_t>& out) {
+  out.resize(size_t(T) * n);
+  for (int g0 = 0; g0 < T; g0 += kQTileTokens) {
+    const int gs = std::min(kQTileTokens, T - g0);
+    int16_t* o = out.data() + size_t(g0) * n;
+    for (int c = 0; c < n; c += kQuantBlock)
+      for (int j = 0; j < gs; ++j)
+        std::memcpy(o + size_t(c) * gs + j * kQuantBlock, src + size_t(g0 + j) * n + c, kQuantBlock * sizeof(int16_t));
+  }
+}
+
+// One weight row (q: int8 blocks, sc: their scales) by TTT tokens from token j0 of a
+// token group of g at x: running sums in registers, the row's block widened once for
+// the TTT tokens.
+template <int TTT>
+inline void quant_tile(const uint8_t* q, const float* sc, int nb, const int16_t* x, int g, vf (&acc)[TTT]) {
+  const size_t xs = size_t(g) * kQuantBlock;
+  for (int b = 0; b < nb; ++b, x += xs) {
+    const qblock w = widen_q8(q + b * kQuantBlock);
+    const vf s = load_splat(sc + b);
+#pragma GCC unroll 8
+    for (int j = 0; j < TTT; ++j) acc[j] = madd(to_float(dot(w, load_q16(x + j * kQuantBlock))), s, acc[j]);
+  }
+}
+
+// Y[t][r] for rows [r0, r1) and all T tokens of xt (in groups: interleave_q), one weight
+// row at a time against each group of tokens (1 x 4 measured ahead of 3 x 2 with x rows
+// apart, and of tiles over rows widened to int16: the loads that widen int8 are one
+// instruction in wasm and on x86). Q4_0: the row is unpacked to int8 once (unpack_q4),
+// not for every group. Every output summed in the order of qdot (a matmul row is the
+// matvec of that row, bit for bit).
 template <DType D>
-void qmatmul_rows(const Matrix& W, const int16_t* xq, const float* sx, int T, float* Y, int r0, int r1) {
+void qmatmul_rows(const Matrix& W, const int16_t* xt, const float* sx, int T, float* Y, int r0, int r1) {
   const int nb = W.cols / kQuantBlock, cols = W.cols;
-  const size_t rq = size_t(nb) * kQBlockBytes<D>, R = size_t(W.rows);
-  std::vector<int8_t> panel(D == DType::Q4_0 ? size_t(kQRows) * cols : 0);
-  for (int r = r0; r < r1; r += kQRows) {
-    const int nr = std::min(kQRows, r1 - r);
+  const size_t rq = size_t(nb) * kQBlockBytes<D>;
+  std::vector<int8_t> row(D == DType::Q4_0 ? size_t(cols) : 0);
+  for (int r = r0; r < r1; ++r) {
     const uint8_t* q = W.q() + size_t(r) * rq;
-    size_t qs = rq;  // bytes from one row to the next
     if constexpr (D == DType::Q4_0) {
-      for (int i = 0; i < nr; ++i)
-        for (int b = 0; b < nb; ++b)
-          unpack_q4(q + i * rq + size_t(b) * kQBlockBytes<D>, panel.data() + size_t(i) * cols + b * kQuantBlock);
-      q = reinterpret_cast<const uint8_t*>(panel.data()), qs = size_t(cols);
+      for (int b = 0; b < nb; ++b) unpack_q4(q + size_t(b) * kQBlockBytes<D>, row.data() + b * kQuantBlock);
+      q = reinterpret_cast<const uint8_t*>(row.data());
     }
-    constexpr DType P = DType::Q8_0;  // what q holds now
     const float* sc = W.scale + size_t(r) * nb;
-    if (nr == kQRows) {
-      int t = 0;
-      for (; t + 2 <= T; t += 2)
-        qdot<P, kQRows, 2>(q, qs, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
-      for (; t < T; ++t)
-        qdot<P, kQRows, 1>(q, qs, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
-    } else {
-      for (int i = r; i < r1; ++i, q += qs, sc += nb)
-        for (int t = 0; t < T; ++t)
-          qdot<P, 1, 1>(q, 0, sc, 0, nb, xq + size_t(t) * cols, 0, sx + t, Y + size_t(t) * R + i, 0, 0);
+    for (int t = 0; t < T; t += kQTileTokens) {
+      const int g = std::min(kQTileTokens, T - t);
+      const int16_t* xg = xt + size_t(t) * cols;
+      if (g == kQTileTokens) {
+        vf acc[kQTileTokens];
+        for (auto& v : acc) v = splat(0);
+        quant_tile(q, sc, nb, xg, g, acc);
+        for (int j = 0; j < g; ++j) Y[size_t(t + j) * W.rows + r] = hsum(acc[j]) * sx[t + j];
+      } else {
+        for (int j = 0; j < g; ++j) {
+          vf acc[1] = {splat(0)};
+          quant_tile(q, sc, nb, xg + j * kQuantBlock, g, acc);
+          Y[size_t(t + j) * W.rows + r] = hsum(acc[0]) * sx[t + j];
+        }
+      }
     }
   }
 }
@@ -549,6 +576,7 @@ struct Prepared {
   std::vector<float> pairs;  // X in pair order (BF16), else empty (F32: X as it is)
   std::vector<int16_t> xq;   // quantized types: X as int16, (T, cols)
   std::vector<float> sx;     // and its scale per row, (T)
+  std::vector<int16_t> xqt;  // quantized types, T > 1: xq in groups of kQTileTokens (interleave_q)
   std::vector<float> xt;     // plain types, T > 1: the pairs in groups of kTileTokens (interleave)
   const float* xp() const { return pairs.empty() ? X : pairs.data(); }
 };
@@ -559,6 +587,7 @@ Prepared prepare(const Matrix& W, const float* X, int T) {
   const int n = W.cols;
   if (is_quantized(W.dtype)) {
     quantize_x(X, T, n, p.xq, p.sx);
+    if (T > 1) interleave_q(p.xq.data(), T, n, p.xqt);
   } else {
     pair_order(W.dtype, X, T, n, p.pairs);
     if (T > 1) interleave(p.xp(), T, n, n - n % kBlock, kTileTokens, p.xt);
@@ -578,8 +607,8 @@ void matvec_range(const Matrix& W, const Prepared& x, float* y, int r0, int r1) 
 void matmul_range(const Matrix& W, const Prepared& x, int T, float* Y, int r0, int r1) {
   switch (W.dtype) {
     case DType::F32: return matmul_rows<DType::F32>(W, x.xt.data(), x.X, T, Y, r0, r1);
-    case DType::Q8_0: return qmatmul_rows<DType::Q8_0>(W, x.xq.data(), x.sx.data(), T, Y, r0, r1);
-    case DType::Q4_0: return qmatmul_rows<DType::Q4_0>(W, x.xq.data(), x.sx.data(), T, Y, r0, r1);
+    case DType::Q8_0: return qmatmul_rows<DType::Q8_0>(W, x.xqt.data(), x.sx.data(), T, Y, r0, r1);
+    case DType::Q4_0: return qmatmul_rows<DType::Q4_0>(W, x.xqt.data(), x.sx.data(), T, Y, r0, r1);
     default: return matmul_rows<DType::BF16>(W, x.xt.data(), x.X, T, Y, r0, r1);
   }
 }
@@ -603,7 +632,7 @@ void matmul(const Matrix& W, const float* X, int T, float* Y, ThreadPool& pool) 
   if (T == 1) return matvec(W, X, Y, pool);
   if (pool.size() == 1 || size_t(W.rows) * W.cols * T < g_parallel_min) return matmul(W, X, T, Y);
   const Prepared p = prepare(W, X, T);
-  pool.parallel_for(W.rows, is_quantized(W.dtype) ? kQRows : kTileRows, [&](int b, int e) { matmul_range(W, p, T, Y, b, e); });
+  pool.parallel_for(W.rows, is_quantized(W.dtype) ? 1 : kTileRows, [&](int b, int e) { matmul_range(W, p, T, Y, b, e); });
 }
 
 void vecmat(const Matrix& W, const float* X, int T, float* Y) {
