@@ -12,9 +12,9 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultBenchModel, root } from '../js/bench.mjs';
+import { defaultBenchModel, root } from '../js/bench/bench.mjs';
+import { shapeConfig, writeRandomModel } from '../js/bench/random-model.mjs';
 import { jsonObjectGrammar, schemaToGrammar } from '../js/chat/json-schema.mjs';
-import { makeBenchModel } from './make-bench-model.mjs';
 
 const usage = 'usage: node scripts/grammar-bench.mjs [--skip-build] [--model FILE] [--vocab FILE] [--tokens N] [--rounds R] [--builds native,wasm] [--json]';
 
@@ -48,7 +48,7 @@ const o = { build: !values['skip-build'], json: !!values.json, model: path.resol
 if (!existsSync(o.vocab)) throw new Error(`${o.vocab} is missing: pass --vocab (the World vocabulary, rwkv_vocab_v20230424.txt)`);
 if (!existsSync(o.model)) {
   process.stderr.write(`creating ${path.relative(root, o.model)} (random weights, published 0.1B shape)...\n`);
-  makeBenchModel(o.model);
+  writeRandomModel(o.model, shapeConfig('0.1B'));
 }
 const dir = path.join(root, 'build/bench');
 mkdirSync(dir, { recursive: true });

@@ -3,9 +3,10 @@
 //
 //   node scripts/make-fixtures.mjs [outDir=build/fixtures]
 //
-// No Python, no torch, no npm packages: the .pth (torch.save zip + pickle) and
-// .safetensors writers below are written from the formats' descriptions, and the
-// golden outputs come from the plain-JS reference in tests/reference/rwkv7.mjs.
+// No Python, no torch, no npm packages: the .pth (torch.save zip + pickle) writer of
+// js/formats/pth-writer.mjs and the .safetensors writer below are written from the
+// formats' descriptions, the weights drawn by the rules of js/bench/random-model.mjs, and
+// the golden outputs come from the plain-JS reference in tests/reference/rwkv7.mjs.
 // Output is byte-for-byte deterministic.
 //
 // Written files (see FIXTURES / main() at the bottom):
@@ -23,74 +24,24 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { mulberry32, officialKeys, tensorValues } from '../js/bench/random-model.mjs';
+import { DTYPES, OP, encodeTensor, f32ToBf16Bits, f32ToF16Bits, writePth } from '../js/formats/pth-writer.mjs';
 import { loadModel, runSequence } from '../tests/reference/rwkv7.mjs';
 
-// ---------------------------------------------------------------------------
-// Deterministic PRNG and hashing
-// ---------------------------------------------------------------------------
-
-/** mulberry32: returns a function giving uniform floats in [0, 1). */
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** FNV-1a 32-bit hash of a string (used to give every tensor its own seed). */
-function fnv1a(s) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
-}
+export { writePth };
 
 // ---------------------------------------------------------------------------
-// Float conversions (round to nearest even, like torch's .to(dtype))
+// Float conversions (the writing side is in js/formats/pth-writer.mjs)
 // ---------------------------------------------------------------------------
 
 const cvtF32 = new Float32Array(1);
 const cvtU32 = new Uint32Array(cvtF32.buffer);
 
-export function f32ToBf16Bits(x) {
-  cvtF32[0] = x;
-  const b = cvtU32[0];
-  if ((b & 0x7fffffff) > 0x7f800000) return (b >>> 16) | 0x40; // NaN stays NaN
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
-}
 export function bf16BitsToF32(h) {
   cvtU32[0] = (h & 0xffff) << 16; // exact
   return cvtF32[0];
 }
 
-export function f32ToF16Bits(x) {
-  cvtF32[0] = x;
-  const b = cvtU32[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  let man = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0); // inf / NaN
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow -> inf
-  if (e <= 0) {
-    // subnormal half (or zero): shift the implicit-1 mantissa into place, round to even
-    if (e < -10) return sign;
-    man |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let r = man >>> shift;
-    const rem = man & ((1 << shift) - 1);
-    if (rem > half || (rem === half && (r & 1))) r++;
-    return sign | r;
-  }
-  let r = (e << 10) | (man >>> 13);
-  const rem = man & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) r++; // may carry into exponent: correct
-  return sign | r;
-}
 export function f16BitsToF32(h) {
   const sign = h & 0x8000 ? -1 : 1;
   const e = (h >>> 10) & 0x1f;
@@ -99,13 +50,6 @@ export function f16BitsToF32(h) {
   if (e === 0x1f) return m ? NaN : sign * Infinity;
   return sign * (1 + m / 1024) * 2 ** (e - 15);
 }
-
-/** Bytes per element and torch storage class for the dtypes we write. */
-export const DTYPES = {
-  bf16: { size: 2, st: 'BF16', torch: 'BFloat16Storage' },
-  f16: { size: 2, st: 'F16', torch: 'HalfStorage' },
-  f32: { size: 4, st: 'F32', torch: 'FloatStorage' },
-};
 
 /** Returns a new Float32Array holding `data` rounded to `dtype` (exact f32 values). */
 export function roundToDtype(data, dtype) {
@@ -116,18 +60,6 @@ export function roundToDtype(data, dtype) {
     else out[i] = data[i];
   }
   return out;
-}
-
-/** Encodes a Float32Array as little-endian bytes of `dtype`. */
-export function encodeTensor(data, dtype) {
-  const bytes = new Uint8Array(data.length * DTYPES[dtype].size);
-  const dv = new DataView(bytes.buffer);
-  for (let i = 0; i < data.length; i++) {
-    if (dtype === 'bf16') dv.setUint16(2 * i, f32ToBf16Bits(data[i]), true);
-    else if (dtype === 'f16') dv.setUint16(2 * i, f32ToF16Bits(data[i]), true);
-    else dv.setFloat32(4 * i, data[i], true);
-  }
-  return bytes;
 }
 
 /** Decodes little-endian bytes of a safetensors dtype ('F32'|'BF16'|'F16') to Float32Array. */
@@ -161,61 +93,6 @@ export const FIXTURES = {
 };
 
 /**
- * The official key list in the official order, with shapes, for a config
- * {L, C, N, F, V, Dw, Da, Dv, Dg, block0V}. Returns [{name, shape}].
- */
-export function officialKeys(cfg) {
-  const { L, C, N, F, V, Dw, Da, Dv, Dg } = cfg;
-  const H = C / N;
-  const keys = [['emb.weight', [V, C]]];
-  for (let i = 0; i < L; i++) {
-    const b = `blocks.${i}.`;
-    if (i === 0) keys.push([b + 'ln0.weight', [C]], [b + 'ln0.bias', [C]]);
-    keys.push([b + 'ln1.weight', [C]], [b + 'ln1.bias', [C]], [b + 'ln2.weight', [C]], [b + 'ln2.bias', [C]]);
-    for (const m of ['x_r', 'x_w', 'x_k', 'x_v', 'x_a', 'x_g']) keys.push([b + 'att.' + m, [1, 1, C]]);
-    keys.push([b + 'att.w0', [1, 1, C]], [b + 'att.w1', [C, Dw]], [b + 'att.w2', [Dw, C]]);
-    keys.push([b + 'att.a0', [1, 1, C]], [b + 'att.a1', [C, Da]], [b + 'att.a2', [Da, C]]);
-    if (i > 0 || cfg.block0V) keys.push([b + 'att.v0', [1, 1, C]], [b + 'att.v1', [C, Dv]], [b + 'att.v2', [Dv, C]]);
-    keys.push([b + 'att.g1', [C, Dg]], [b + 'att.g2', [Dg, C]]);
-    keys.push([b + 'att.k_k', [1, 1, C]], [b + 'att.k_a', [1, 1, C]], [b + 'att.r_k', [H, N]]);
-    for (const m of ['receptance', 'key', 'value', 'output']) keys.push([b + `att.${m}.weight`, [C, C]]);
-    keys.push([b + 'att.ln_x.weight', [C]], [b + 'att.ln_x.bias', [C]]);
-    keys.push([b + 'ffn.x_k', [1, 1, C]], [b + 'ffn.key.weight', [F, C]], [b + 'ffn.value.weight', [C, F]]);
-  }
-  keys.push(['ln_out.weight', [C]], ['ln_out.bias', [C]], ['head.weight', [V, C]]);
-  return keys.map(([name, shape]) => ({ name, shape }));
-}
-
-/** Uniform range [lo, hi] used to initialise tensor `name` of `shape`. */
-function initRange(name, shape) {
-  const leaf = name.replace(/^blocks\.\d+\./, '');
-  const fanIn = (s) => Math.sqrt(3 / s); // U(-a, a) with std 1/sqrt(s)
-  if (leaf === 'emb.weight') return [-1, 1];
-  if (/(^|\.)ln(0|1|2|_out|_x)\.weight$/.test(leaf)) return [0.8, 1.2]; // LayerNorm / GroupNorm
-  if (/\.bias$/.test(leaf)) return [-0.1, 0.1];
-  if (/^(att|ffn)\.x_[rwkvag]$/.test(leaf)) return [0, 1]; // token-shift mix factors
-  switch (leaf) {
-    case 'att.w0': return [-0.5, 0.5];
-    case 'att.a0': return [-0.3, 0.3];
-    case 'att.v0': return [-0.5, 0.5];
-    case 'att.k_k': return [0.8, 1.0];
-    case 'att.k_a': return [0.9, 1.1];
-    case 'att.r_k': return [-0.1, 0.1];
-    case 'att.w1': case 'att.a1': case 'att.v1': case 'att.g1': // (C, D): x @ w1
-      return [-fanIn(shape[0]), fanIn(shape[0])];
-    case 'att.w2': return [-fanIn(shape[0]), fanIn(shape[0])]; // (Dw, C): tanh(..) @ w2
-    case 'att.a2': case 'att.v2': case 'att.g2':
-      return [-0.5 * fanIn(shape[0]), 0.5 * fanIn(shape[0])];
-    case 'att.receptance.weight': case 'att.key.weight': case 'att.value.weight':
-    case 'ffn.key.weight': case 'head.weight': // [out, in]
-      return [-fanIn(shape[1]), fanIn(shape[1])];
-    case 'att.output.weight': case 'ffn.value.weight':
-      return [-0.5 * fanIn(shape[1]), 0.5 * fanIn(shape[1])];
-  }
-  throw new Error(`no init rule for ${name}`);
-}
-
-/**
  * Builds the tensors of a fixture model. Every value is already rounded to
  * cfg.dtype, so the Float32Arrays equal what a loader reads back from the file.
  * Each tensor is drawn from its own PRNG stream (seed ^ hash(name)), so the values
@@ -224,10 +101,7 @@ function initRange(name, shape) {
  */
 export function buildFixtureModel(cfg) {
   const tensors = officialKeys(cfg).map(({ name, shape }) => {
-    const rand = mulberry32(cfg.seed ^ fnv1a(name));
-    const [lo, hi] = initRange(name, shape);
-    const raw = new Float32Array(numel(shape));
-    for (let i = 0; i < raw.length; i++) raw[i] = lo + (hi - lo) * rand();
+    const [raw] = tensorValues(cfg, name, shape, numel(shape));
     return { name, shape, data: roundToDtype(raw, cfg.dtype) };
   });
   return { cfg, tensors };
@@ -257,83 +131,8 @@ export function fixtureTokens(T, V, seed, zeroAt, lastAt) {
 }
 
 // ---------------------------------------------------------------------------
-// CRC-32 and ZIP (STORED entries, torch.save layout)
+// ZIP and pickle readers (the writers are in js/formats/pth-writer.mjs)
 // ---------------------------------------------------------------------------
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32(bytes) {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-/** Little-endian byte builder. */
-class Bytes {
-  constructor() { this.parts = []; this.length = 0; }
-  raw(u8) { this.parts.push(u8); this.length += u8.length; return this; }
-  u8(...v) { return this.raw(Uint8Array.from(v)); }
-  u16(v) { return this.u8(v & 0xff, (v >>> 8) & 0xff); }
-  u32(v) { return this.u8(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff); }
-  i32(v) { return this.u32(v >>> 0); }
-  u64(v) { return this.u32(v % 2 ** 32).u32(Math.floor(v / 2 ** 32)); }
-  str(s) { return this.raw(new TextEncoder().encode(s)); }
-  finish() { return Buffer.concat(this.parts); }
-}
-
-/**
- * Writes a ZIP archive of STORED entries [{name, data: Uint8Array}].
- * Every local header carries torch's "FB" extra field padding the payload to 64 bytes.
- * style 'torch'  : like PyTorchStreamWriter (miniz): flags 0x0808, CRC/sizes 0 in the local
- *                  header + a data descriptor after the data, zip64 end records + classic EOCD.
- * style 'classic': flags 0, CRC/sizes in the local header, no descriptor, classic EOCD only.
- */
-export function writeZip(entries, style = 'torch') {
-  const torch = style === 'torch';
-  const out = new Bytes();
-  const central = [];
-  for (const { name, data } of entries) {
-    const nameBytes = new TextEncoder().encode(name);
-    const crc = crc32(data);
-    const offset = out.length;
-    // payload start without padding = header(30) + name + extra header(4)
-    const start = offset + 30 + nameBytes.length + 4;
-    const pad = (64 - (start % 64)) % 64;
-    out.u32(0x04034b50).u16(torch ? 0 : 20).u16(torch ? 0x0808 : 0).u16(0) // sig, version, flags, STORED
-      .u16(0).u16(0) // DOS time, date
-      .u32(torch ? 0 : crc).u32(torch ? 0 : data.length).u32(torch ? 0 : data.length)
-      .u16(nameBytes.length).u16(4 + pad).raw(nameBytes)
-      .u16(0x4246).u16(pad).raw(new Uint8Array(pad).fill(0x5a)) // 'FB' extra, 'Z' * pad
-      .raw(data);
-    if (torch) out.u32(0x08074b50).u32(crc).u32(data.length).u32(data.length);
-    central.push({ nameBytes, crc, size: data.length, offset });
-  }
-  const cdOffset = out.length;
-  for (const e of central) {
-    out.u32(0x02014b50).u16(torch ? 0 : 20).u16(torch ? 0 : 20).u16(torch ? 0x0808 : 0).u16(0)
-      .u16(0).u16(0).u32(e.crc).u32(e.size).u32(e.size)
-      .u16(e.nameBytes.length).u16(0).u16(0) // extra, comment lengths
-      .u16(0).u16(0).u32(0).u32(e.offset) // disk, internal attr, external attr, local offset
-      .raw(e.nameBytes);
-  }
-  const cdSize = out.length - cdOffset;
-  const n = central.length;
-  if (torch) {
-    const z64 = out.length;
-    out.u32(0x06064b50).u64(44).u16(0x031e).u16(45).u32(0).u32(0).u64(n).u64(n).u64(cdSize).u64(cdOffset);
-    out.u32(0x07064b50).u32(0).u64(z64).u32(1);
-  }
-  out.u32(0x06054b50).u16(0).u16(0).u16(n).u16(n).u32(cdSize).u32(cdOffset).u16(0);
-  return out.finish();
-}
 
 /** Reads a ZIP's central directory. Returns Map name -> Uint8Array payload (zero-copy). */
 export function readZip(buf) {
@@ -367,173 +166,6 @@ export function readZip(buf) {
     p += 46 + nameLen + extraLen + commentLen;
   }
   return files;
-}
-
-// ---------------------------------------------------------------------------
-// Pickle (protocol 2) writer, mimicking Python's pickle.Pickler as torch.save uses it
-// ---------------------------------------------------------------------------
-
-const OP = {
-  PROTO: 0x80, STOP: 0x2e, MARK: 0x28, TUPLE: 0x74, TUPLE1: 0x85, TUPLE2: 0x86, TUPLE3: 0x87,
-  EMPTY_TUPLE: 0x29, EMPTY_DICT: 0x7d, SETITEM: 0x73, SETITEMS: 0x75, REDUCE: 0x52,
-  GLOBAL: 0x63, BINPERSID: 0x51, BINUNICODE: 0x58, BININT: 0x4a, BININT1: 0x4b, BININT2: 0x4d,
-  NEWFALSE: 0x89, NEWTRUE: 0x88, NONE: 0x4e, BINPUT: 0x71, LONG_BINPUT: 0x72, BINGET: 0x68,
-  LONG_BINGET: 0x6a, BUILD: 0x62, LONG1: 0x8a, SHORT_BINUNICODE: 0x8c, BINUNICODE8: 0x8d,
-  MEMOIZE: 0x94, FRAME: 0x95, EMPTY_LIST: 0x5d, APPEND: 0x61, APPENDS: 0x65, BINFLOAT: 0x47,
-};
-
-class Pickler {
-  constructor() { this.b = new Bytes(); this.memo = new Map(); this.next = 0; }
-  op(o) { this.b.u8(o); }
-  /** Memoizes the object just written under identity `id` (BINPUT / LONG_BINPUT). */
-  put(id) {
-    const n = this.next++;
-    if (id !== undefined) this.memo.set(id, n);
-    if (n < 256) this.b.u8(OP.BINPUT, n); else this.b.u8(OP.LONG_BINPUT).u32(n);
-  }
-  /** Emits BINGET for an already memoized identity; returns false when not memoized. */
-  get(id) {
-    if (!this.memo.has(id)) return false;
-    const n = this.memo.get(id);
-    if (n < 256) this.b.u8(OP.BINGET, n); else this.b.u8(OP.LONG_BINGET).u32(n);
-    return true;
-  }
-  int(v) {
-    if (v >= 0 && v <= 0xff) this.b.u8(OP.BININT1, v);
-    else if (v >= 0 && v <= 0xffff) this.b.u8(OP.BININT2).u16(v);
-    else if (v >= -0x80000000 && v <= 0x7fffffff) this.b.u8(OP.BININT).i32(v);
-    else throw new Error('int out of range');
-  }
-  /** A str; `id` names an object identity shared between uses (else a fresh object). */
-  str(s, id = Symbol(s)) {
-    if (this.get(id)) return;
-    const u = new TextEncoder().encode(s);
-    this.b.u8(OP.BINUNICODE).u32(u.length).raw(u);
-    this.put(id);
-  }
-  global(mod, name) {
-    const id = `global:${mod}.${name}`;
-    if (this.get(id)) return;
-    this.b.u8(OP.GLOBAL).str(`${mod}\n${name}\n`);
-    this.put(id);
-  }
-  /** A tuple whose items are written by the callbacks in `items`. */
-  tuple(items) {
-    if (items.length === 0) return this.op(OP.EMPTY_TUPLE); // not memoized
-    if (items.length <= 3) {
-      items.forEach((f) => f());
-      this.op([OP.TUPLE1, OP.TUPLE2, OP.TUPLE3][items.length - 1]);
-    } else {
-      this.op(OP.MARK);
-      items.forEach((f) => f());
-      this.op(OP.TUPLE);
-    }
-    this.put();
-  }
-  /** collections.OrderedDict() as pickled by Python: GLOBAL, EMPTY_TUPLE, REDUCE. */
-  orderedDict() {
-    this.global('collections', 'OrderedDict');
-    this.op(OP.EMPTY_TUPLE);
-    this.op(OP.REDUCE);
-    this.put();
-  }
-  /** Python's _batch_setitems: MARK k v ... SETITEMS per batch, SETITEM for a batch of one. */
-  setitems(items, batch) {
-    for (let i = 0; i < items.length; i += batch) {
-      const chunk = items.slice(i, i + batch);
-      if (chunk.length > 1) this.op(OP.MARK);
-      for (const [k, v] of chunk) { k(); v(); }
-      this.op(chunk.length > 1 ? OP.SETITEMS : OP.SETITEM);
-    }
-  }
-  finish() { this.op(OP.STOP); return this.b.finish(); }
-}
-
-/**
- * Serialises a state dict like torch.save(..., _use_new_zipfile_serialization=True).
- *
- * tensors : [{name, shape, data: Float32Array}] in the order they go into the dict.
- * opts.dtype      'bf16' | 'f16' | 'f32' (storage type)
- * opts.dir        folder name inside the zip (torch uses the file's base name; default 'archive')
- * opts.container  'OrderedDict' (state_dict()) or 'dict'
- * opts.style      'torch' (torch 2.x zip: .format_version, byteorder, numeric data order,
- *                 version, .data/serialization_id) or 'classic' (data.pkl, byteorder,
- *                 lexicographic data order, version; plain local headers)
- * opts.shareWith  { viewName: baseName }: viewName is stored in baseName's storage right
- *                 after baseName's elements (non-zero storage_offset, shared storage)
- * opts.batch      pickle SETITEMS batch size (Python uses 1000)
- * Returns a Buffer with the .pth bytes.
- */
-export function writePth(tensors, opts = {}) {
-  const { dtype = 'bf16', dir = 'archive', container = 'OrderedDict', style = 'torch', shareWith = {}, batch = 1000 } = opts;
-  const byName = tensorMap(tensors);
-  // Storages: one per tensor, except views which append to their base's storage.
-  const storageOf = new Map(); // tensor name -> { storage, offset }
-  const storages = [];
-  for (const t of tensors) {
-    if (shareWith[t.name]) continue;
-    const s = { parts: [t.data], numel: t.data.length, key: null };
-    storages.push(s);
-    storageOf.set(t.name, { storage: s, offset: 0 });
-  }
-  for (const [view, base] of Object.entries(shareWith)) {
-    const s = storageOf.get(base).storage;
-    storageOf.set(view, { storage: s, offset: s.numel });
-    s.parts.push(byName.get(view).data);
-    s.numel += byName.get(view).data.length;
-  }
-
-  const p = new Pickler();
-  p.b.u8(OP.PROTO, 2);
-  if (container === 'OrderedDict') p.orderedDict(); else { p.op(OP.EMPTY_DICT); p.put(); }
-  let nextKey = 0;
-  const items = tensors.map((t) => [
-    () => p.str(t.name),
-    () => {
-      const { storage, offset } = storageOf.get(t.name);
-      if (storage.key === null) storage.key = String(nextKey++); // torch numbers storages on first use
-      const stride = t.shape.map((_, i) => numel(t.shape.slice(i + 1)));
-      p.global('torch._utils', '_rebuild_tensor_v2');
-      p.tuple([
-        () => { // persistent id ('storage', StorageType, key, location, numel)
-          p.tuple([
-            () => p.str('storage', 'str:storage'),
-            () => p.global('torch', DTYPES[dtype].torch),
-            () => p.str(storage.key, storage),
-            () => p.str('cpu', 'str:cpu'),
-            () => p.int(storage.numel),
-          ]);
-          p.op(OP.BINPERSID);
-        },
-        () => p.int(offset),
-        () => p.tuple(t.shape.map((d) => () => p.int(d))),
-        () => p.tuple(stride.map((d) => () => p.int(d))),
-        () => p.op(OP.NEWFALSE), // requires_grad
-        () => p.orderedDict(), // backward_hooks
-      ]);
-      p.op(OP.REDUCE);
-      p.put();
-    },
-  ]);
-  p.setitems(items, batch);
-  const pkl = p.finish();
-
-  const data = storages.map((s) => {
-    const all = new Float32Array(s.numel);
-    let o = 0;
-    for (const part of s.parts) { all.set(part, o); o += part.length; }
-    return { key: s.key, bytes: encodeTensor(all, dtype) };
-  });
-  if (style === 'torch') data.sort((a, b) => Number(a.key) - Number(b.key));
-  else data.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const te = (s) => new TextEncoder().encode(s);
-  const entries = [{ name: `${dir}/data.pkl`, data: pkl }];
-  if (style === 'torch') entries.push({ name: `${dir}/.format_version`, data: te('1') });
-  entries.push({ name: `${dir}/byteorder`, data: te('little') });
-  for (const d of data) entries.push({ name: `${dir}/data/${d.key}`, data: d.bytes });
-  entries.push({ name: `${dir}/version`, data: te('3\n') });
-  if (style === 'torch') entries.push({ name: `${dir}/.data/serialization_id`, data: te('1234567890123456789012345678901234567890') });
-  return writeZip(entries, style);
 }
 
 /**
