@@ -46,9 +46,19 @@ export interface LoadOptions {
   /**
    * Convert the weight matrices on load: 'int8' (= 'q8_0': blocks of 32 int8 values with a
    * float scale, the large matrices only), 'q4' (= 'q4_0'), 'bf16' or 'f32' (every matrix).
-   * Default: as in the file.
+   * 'auto' (the default): as in the file when the model fits `memoryBudget`, else bf16,
+   * int8 or q4, the first that fits; when none does, the load fails after the file's header
+   * (OutOfMemoryError giving each choice's size).
    */
-  quant?: 'int8' | 'q8_0' | 'q4' | 'q4_0' | 'bf16' | 'f32';
+  quant?: 'auto' | 'int8' | 'q8_0' | 'q4' | 'q4_0' | 'bf16' | 'f32';
+  /** Bytes the model may take (default: 4 GB less 16 MB for the runtime and 256 MB for sessions). */
+  memoryBudget?: number;
+  /**
+   * MB of model states the chat layer keeps by prompt prefix (model.chat.completions): in
+   * memory, and with `cache` also on the device (IndexedDB / the cache folder), bounded
+   * by the same number. 0 turns the cache off. Default 256.
+   */
+  stateCache?: number;
 }
 
 export interface ModelConfig {
@@ -112,6 +122,7 @@ export declare function checkValue(option: OptionInfo, value: unknown): string |
 export interface GenerateResult {
   text: string;
   tokens: number;                 // tokens generated
+  tokenIds: number[];             // the tokens sampled (all fed to the state but where an end-of-text or stop token ended it)
   promptTokens: number;
   stopReason: 'max_tokens' | 'end_of_text' | 'stop_token' | 'stop' | 'grammar' | 'max_tokens_incomplete' | 'aborted';
   prefillMs: number; decodeMs: number; totalMs: number;
@@ -157,6 +168,13 @@ export declare const defaultGenerateOptions: Readonly<Required<Omit<GenerateOpti
 
 export declare function load(source: Source, options?: LoadOptions): Promise<Model>;
 /** Empties what is kept on the device: downloads and converted models. */
+/**
+ * Converts a model file to a .rwkv file at `path` (Node) as it streams in, without loading
+ * the model (memory near its largest tensor); written to path.tmp, then renamed.
+ */
+export declare function convert(source: Source, path: string, options?: LoadOptions & {
+  vocab?: Source; metadata?: Record<string, string>; onProgress?: (p: LoadProgress) => void; signal?: AbortSignal; worker?: boolean;
+}): Promise<{ bytes: number; peakBytes: number; dtype: string; vocabBytes: number }>;
 export declare function clearCache(options?: { cacheDir?: string }): Promise<void>;
 /** True when load(url, {quant}) would read the model from this device (no download). */
 export declare function isKeptOnDevice(url: string | URL, options?: { quant?: LoadOptions['quant']; cacheDir?: string }): Promise<boolean>;
@@ -171,7 +189,124 @@ export declare class Vocabulary {
   dispose(): Promise<void>;
 }
 
+// ---- the chat layer: OpenAI's request and response shapes (docs/chat.md)
+
+export interface ChatMessage {
+  role: 'system' | 'developer' | 'user' | 'assistant';
+  content: string | { type: 'text'; text: string }[] | null;
+}
+
+/**
+ * The sampling options under OpenAI's names; RWKV's own (stopTokens, bannedTokens, grammar)
+ * under theirs. Names, defaults and ranges: the options schema (GENERATE_OPTIONS, each
+ * entry's `openai` name).
+ */
+export interface CompletionOptions {
+  model?: string;                 // echoed; the loaded model answers
+  stream?: boolean;
+  /** With stream: a last chunk with `usage` and no choices (default true; the server: false). */
+  stream_options?: { include_usage?: boolean };
+  max_tokens?: number;
+  max_completion_tokens?: number; // the same as max_tokens
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  penalty_decay?: number;
+  seed?: number;
+  stop?: string | string[];
+  logit_bias?: Record<string, number>;  // token id -> bias in [-100, 100]
+  stopTokens?: number[];
+  bannedTokens?: number[];
+  grammar?: string;
+  n?: 1;
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletionRequest extends CompletionOptions {
+  messages: ChatMessage[];
+  /** Structured output: the text is a JSON document (of the schema), docs/grammar.md. */
+  response_format?: { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name?: string; schema: object; strict?: boolean } };
+  /** Thinking mode of the format: false (default), true, 'short', 'long', 'suffix', 'skip'. */
+  thinking?: boolean | 'on' | 'off' | 'suffix' | 'short' | 'long' | 'skip';
+  /** The chat format: 'g1' (default) or 'world'. */
+  format?: 'g1' | 'world';
+}
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** cached_tokens: prompt tokens not fed again, their state taken from the prefix-state cache. */
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  system_fingerprint: null;
+  choices: [{
+    index: 0;
+    /** The answer; the thoughts of a thinking mode apart in reasoning_content. */
+    message: { role: 'assistant'; content: string; refusal: null; reasoning_content?: string };
+    logprobs: null;
+    finish_reason: FinishReason;
+  }];
+  usage: CompletionUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  system_fingerprint: null;
+  /** One choice; none in the last chunk, which has the usage. */
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string; reasoning_content?: string }; logprobs: null; finish_reason: FinishReason | null }[];
+  usage?: CompletionUsage;
+}
+
+export interface CompletionRequest extends CompletionOptions {
+  prompt: string;
+}
+
+export interface TextCompletion {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  system_fingerprint: null;
+  choices: { index: 0; text: string; logprobs: null; finish_reason: FinishReason | null }[];
+  usage?: CompletionUsage;
+}
+
+export interface ChatCompletions {
+  create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+}
+
+export interface Completions {
+  create(request: CompletionRequest & { stream?: false }): Promise<TextCompletion>;
+  create(request: CompletionRequest & { stream: true }): Promise<AsyncIterable<TextCompletion>>;
+}
+
+export interface ScoredCandidate {
+  logprob: number;                // natural log of the candidate's probability, summed over its tokens
+  tokens: number[];
+  tokenLogprobs: number[];
+}
+
 export declare class Model {
+  /** OpenAI's chat completions: model.chat.completions.create({messages, ...}). */
+  readonly chat: { completions: ChatCompletions };
+  /** OpenAI's completions of a raw prompt. */
+  readonly completions: Completions;
   readonly config: ModelConfig;
   readonly name: string;
   /** A tokenizer is there: a `vocab` was passed, the .rwkv file embeds one, or the model is byte-level. */
@@ -204,6 +339,11 @@ export declare class Session {
   step(token: number): Promise<Float32Array>;
   reset(): Promise<void>;
   fork(): Promise<Session>;
+  /**
+   * The log-probability of each candidate continuation of `prompt` (strings are tokenized on
+   * their own) after this session's state, which is left unchanged.
+   */
+  score(prompt: string | ArrayLike<number>, candidates: (string | ArrayLike<number>)[], options?: { signal?: AbortSignal }): Promise<ScoredCandidate[]>;
   saveState(): Promise<Uint8Array>;
   restoreState(bytes: ArrayBuffer | Uint8Array): Promise<void>;
   loadStateFile(source: Source, options?: { signal?: AbortSignal }): Promise<void>;
@@ -215,6 +355,13 @@ export declare class ModelFormatError extends RwkvError {}
 export declare class VocabError extends RwkvError {}
 export declare class OutOfMemoryError extends RwkvError {}
 export declare class InvalidArgumentError extends RwkvError {}
+/** A request OpenAI's API would refuse; toJSON() is OpenAI's error object. */
+export declare class InvalidRequestError extends InvalidArgumentError {
+  readonly type: 'invalid_request_error';
+  readonly param: string | null;
+  readonly openaiCode: string;
+  toJSON(): { message: string; type: string; param: string | null; code: string };
+}
 export declare class BusyError extends RwkvError {}
 export declare class LoadError extends RwkvError {}
 export declare class WorkerCrashedError extends RwkvError {}
