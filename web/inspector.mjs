@@ -37,9 +37,10 @@ const fmt = (v, digits = 2) => (Number.isFinite(v) ? (Math.abs(v) >= 1000 ? v.to
 
 /**
  * The panel. `model()` and `session()` give the loaded model and the session that is
- * generating (or last generated). Returns {tracing, take(piece)}: `tracing` says whether
- * generations should ask for the trace now; take() gives a generation's piece (a string,
- * or a traced piece) to the panel and returns its text.
+ * generating (or last generated). Returns {tracing, take(piece, session)}: `tracing` says
+ * whether generations should ask for the trace now; take() gives a generation's piece (a
+ * string, or a traced piece) to the panel and returns its text; `session`, when given, is
+ * the one the piece is of (else session()).
  */
 export function createInspector({ model, session }) {
   const el = {
@@ -57,6 +58,7 @@ export function createInspector({ model, session }) {
   let frame = 0, timer = 0, lastDraw = -Infinity, dirty = false, stateDirty = false, inspecting = false;
   let draws = 0;
   let stickRight = true;             // keep the heatmap scrolled to the newest token
+  let traced = null;                 // the session the last traced piece came from
 
   const isOpen = () => !el.root.hidden;
 
@@ -225,7 +227,7 @@ export function createInspector({ model, session }) {
   }
 
   async function refreshState() {
-    const s = session();
+    const s = traced ?? session();
     if (!s) return;
     stateDirty = false;
     inspecting = true;
@@ -318,8 +320,9 @@ export function createInspector({ model, session }) {
 
   return {
     get tracing() { return isOpen() && !!model(); },
-    take(piece) {
+    take(piece, from = null) {
       if (typeof piece === 'string') return piece;
+      traced = from;
       add(piece);
       return piece.text;
     },
