@@ -6,9 +6,11 @@
 // worker, as the stats line shows it).
 //   node scripts/inspector-speed.mjs [--model FILE] [--vocab FILE] [--tokens 200] [--runs 3]
 // Defaults: the fixture model (build/fixtures). tests/web/inspector.test.mjs runs
-// measureInspectorSpeed on it too. Needs Chromium and playwright-core (scripts/setup.sh --browser).
+// measureInspectorSpeed on it too. At the end the panel is opened once more and the page
+// saved as test-artifacts/inspector-speed-MODEL.png. Needs Chromium and playwright-core
+// (scripts/setup.sh --browser).
 import path from 'node:path';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -86,6 +88,12 @@ async function main() {
     const result = await measureInspectorSpeed(page, { tokens: Number(values.tokens), runs: Number(values.runs) });
     console.log(`${path.basename(values.model)}, ${values.tokens} tokens per run, Chromium ${ctx.browser()?.version() ?? ''}`);
     console.log(speedReport(result));
+    await setPanel(page, true);
+    await page.waitForTimeout(500);
+    await mkdir(path.join(repo, 'test-artifacts'), { recursive: true });
+    const shot = path.join(repo, 'test-artifacts', `inspector-speed-${path.basename(values.model).replace(/\.[^.]+$/, '')}.png`);
+    await page.screenshot({ path: shot });
+    console.log(`screenshot: ${path.relative(repo, shot)}`);
   } finally {
     await ctx.close();
     await srv.close();

@@ -63,7 +63,7 @@ const app = {
   plans: null,          // {[catalog id]: planShapes() plan} of the published models
 };
 
-const inspector = createInspector({ model: () => app.model, session: () => (prefs.mode === 'completion' ? app.completionSession : app.chatSession) });
+const inspector = createInspector({ model: () => app.model, session: () => app.completionSession });
 
 function savePrefs() { store.savePrefs(prefs); }
 
@@ -759,6 +759,7 @@ async function sendMessage(text) {
     });
     for await (const chunk of stream) {
       usage = chunk.usage ?? usage;
+      if (chunk.object === 'rwkv.trace') inspector.take(chunk.trace, chunk.session);  // the inspector panel's
       const c = chunk.choices[0];
       if (!c) continue;
       finish = c.finish_reason ?? finish;

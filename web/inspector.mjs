@@ -1,9 +1,11 @@
 // "Inside the model": the panel beside the chat that shows RWKV-7's state as it
 // generates (docs/inspect.md). While the panel is open, generations ask for the trace
-// (the `trace` option) and every traced piece comes here; the views are drawn at most
-// once per animation frame, and only while the panel is open:
-//   - a heatmap of each head's state norm over the last WINDOW tokens, each token's text
-//     under its column; pointing at a cell shows that token's learning rate and update;
+// (the `trace` option) and every traced piece comes here; the views are drawn in an
+// animation frame at most every MIN_DRAW_MS, and only while the panel is open (the model
+// runs in a worker, but the page's drawing takes CPU time from it all the same):
+//   - a heatmap of each head's state norm over the last WINDOW tokens, the newest on the
+//     right, each token's text under its column; pointing at a cell shows that token's
+//     learning rate and update;
 //   - each head's decay half-life at the last token, by layer, on a log scale;
 //   - the selected head's N x N state (session.inspect), redrawn as tokens stream.
 // Uses only the public library, like any page would.
@@ -12,6 +14,7 @@ import { heatmap, traceReader, traceRecordSize } from '../js/rwkv.mjs';
 const WINDOW = 300;      // tokens the heatmap keeps
 const COLUMN = 8;        // px per token in the heatmap
 const LABELS = 64;       // px under the heatmap for the tokens' text
+const MIN_DRAW_MS = 250;  // between two draws while tokens stream
 const STORE_KEY = 'rwkv-web.inspector-open';
 
 const $ = (id) => document.getElementById(id);
@@ -34,9 +37,10 @@ const fmt = (v, digits = 2) => (Number.isFinite(v) ? (Math.abs(v) >= 1000 ? v.to
 
 /**
  * The panel. `model()` and `session()` give the loaded model and the session that is
- * generating (or last generated). Returns {tracing, take(piece)}: `tracing` says whether
- * generations should ask for the trace now; take() gives a generation's piece (a string,
- * or a traced piece) to the panel and returns its text.
+ * generating (or last generated). Returns {tracing, take(piece, session)}: `tracing` says
+ * whether generations should ask for the trace now; take() gives a generation's piece (a
+ * string, or a traced piece) to the panel and returns its text; `session`, when given, is
+ * the one the piece is of (else session()).
  */
 export function createInspector({ model, session }) {
   const el = {
@@ -51,8 +55,10 @@ export function createInspector({ model, session }) {
   let count = 0;
   let seen = 0;                      // tokens traced since the page loaded
   let pick = { layer: 0, head: 0 };
-  let frame = 0, dirty = false, stateDirty = false, inspecting = false;
+  let frame = 0, timer = 0, lastDraw = -Infinity, dirty = false, stateDirty = false, inspecting = false;
   let draws = 0;
+  let stickRight = true;             // keep the heatmap scrolled to the newest token
+  let traced = null;                 // the session the last traced piece came from
 
   const isOpen = () => !el.root.hidden;
 
@@ -84,6 +90,10 @@ export function createInspector({ model, session }) {
     el.layer.value = String(pick.layer);
     el.head.value = String(pick.head);
     el.state.width = el.state.height = Math.max(1, Math.floor(192 / c.headSize)) * c.headSize;
+    // The heatmap's size is fixed for a model: WINDOW columns, the newest on the right.
+    const rows = c.nLayer * c.nHead, rowPx = Math.max(2, Math.min(14, Math.floor(220 / rows)));
+    Object.assign(el.heat, { width: WINDOW * COLUMN, height: rows * rowPx + LABELS });
+    el.heat.dataset.rowPx = String(rowPx);
   }
 
   function add(piece) {
@@ -117,7 +127,13 @@ export function createInspector({ model, session }) {
   }
 
   function schedule() {
-    if (!frame && isOpen()) frame = requestAnimationFrame(draw);
+    if (frame || timer || !isOpen()) return;
+    const wait = lastDraw + MIN_DRAW_MS - performance.now();
+    if (wait <= 0) frame = requestAnimationFrame(draw);
+    else timer = setTimeout(() => {
+      timer = 0;
+      frame = requestAnimationFrame(draw);
+    }, wait);
   }
 
   // The window: the last min(count, WINDOW) records.
@@ -126,9 +142,10 @@ export function createInspector({ model, session }) {
     return { data: records.subarray(first * size, count * size), texts: texts.slice(first) };
   }
 
-  function draw() {
+  function draw(now) {
     frame = 0;
     if (!isOpen() || !config) return;
+    lastDraw = now;
     if (dirty) {
       dirty = false;
       const { data, texts: shown } = windowRecords();
@@ -145,20 +162,18 @@ export function createInspector({ model, session }) {
   function drawHeat(data, shown) {
     const { nLayer: L, nHead: H } = config;
     const img = heatmap(data, config, 'stateNorm');
-    const rows = L * H, rowPx = Math.max(2, Math.min(14, Math.floor(220 / rows)));
-    const stick = el.heatScroll.scrollLeft + el.heatScroll.clientWidth >= el.heatScroll.scrollWidth - COLUMN;
-    const width = Math.max(1, img.width) * COLUMN, height = rows * rowPx + LABELS;
-    if (el.heat.width !== width || el.heat.height !== height) Object.assign(el.heat, { width, height });
+    const rowPx = Number(el.heat.dataset.rowPx), rows = L * H, { width, height } = el.heat;
+    const x0 = (WINDOW - shown.length) * COLUMN;  // the first token's column
     const ctx = el.heat.getContext('2d');
     ctx.clearRect(0, 0, width, height);
     if (img.width) {
       const cells = new OffscreenCanvas(img.width, img.height);
       cells.getContext('2d').putImageData(new ImageData(img.rgba, img.width, img.height), 0, 0);
       ctx.imageSmoothingEnabled = false;
-      ctx.drawImage(cells, 0, 0, img.width * COLUMN, rows * rowPx);
+      ctx.drawImage(cells, x0, 0, img.width * COLUMN, rows * rowPx);
     }
     ctx.fillStyle = css('--surface');
-    for (let i = 1; H > 1 && i < L; i++) ctx.fillRect(0, i * H * rowPx - 0.5, width, 1);  // between layers
+    for (let i = 1; H > 1 && i < L; i++) ctx.fillRect(x0, i * H * rowPx - 0.5, width - x0, 1);  // between layers
     // The tokens' text, written upwards under their columns.
     ctx.save();
     ctx.fillStyle = css('--muted');
@@ -167,10 +182,9 @@ export function createInspector({ model, session }) {
     ctx.textAlign = 'right';
     ctx.translate(0, rows * rowPx + 3);
     ctx.rotate(-Math.PI / 2);
-    for (let t = 0; t < shown.length; t++) ctx.fillText(label(shown[t]), 0, t * COLUMN + COLUMN / 2);
+    for (let t = 0; t < shown.length; t++) ctx.fillText(label(shown[t]), 0, x0 + t * COLUMN + COLUMN / 2);
     ctx.restore();
-    el.heat.dataset.rowPx = String(rowPx);
-    if (stick) el.heatScroll.scrollLeft = el.heatScroll.scrollWidth;
+    if (stickRight) el.heatScroll.scrollLeft = el.heatScroll.scrollWidth;
   }
 
   function drawLife(data) {
@@ -213,7 +227,7 @@ export function createInspector({ model, session }) {
   }
 
   async function refreshState() {
-    const s = session();
+    const s = traced ?? session();
     if (!s) return;
     stateDirty = false;
     inspecting = true;
@@ -255,12 +269,15 @@ export function createInspector({ model, session }) {
     const rect = el.heat.getBoundingClientRect();
     const x = (event.clientX - rect.left) * (el.heat.width / rect.width), yy = (event.clientY - rect.top) * (el.heat.height / rect.height);
     const rowPx = Number(el.heat.dataset.rowPx), { data, texts: shown } = windowRecords();
-    const t = Math.floor(x / COLUMN), row = Math.floor(yy / rowPx);
+    const t = Math.floor(x / COLUMN) - (WINDOW - shown.length), row = Math.floor(yy / rowPx);
     if (t < 0 || t >= shown.length) return null;
     const inRows = row >= 0 && row < config.nLayer * config.nHead;
     return { t, data, text: shown[t], layer: inRows ? Math.floor(row / config.nHead) : null, head: inRows ? row % config.nHead : null };
   }
 
+  el.heatScroll.addEventListener('scroll', () => {
+    stickRight = el.heatScroll.scrollLeft + el.heatScroll.clientWidth >= el.heatScroll.scrollWidth - COLUMN;
+  });
   el.heat.addEventListener('mousemove', (event) => {
     const c = cellAt(event);
     if (!c) return;
@@ -303,8 +320,9 @@ export function createInspector({ model, session }) {
 
   return {
     get tracing() { return isOpen() && !!model(); },
-    take(piece) {
+    take(piece, from = null) {
       if (typeof piece === 'string') return piece;
+      traced = from;
       add(piece);
       return piece.text;
     },

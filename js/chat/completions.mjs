@@ -213,7 +213,7 @@ class Runner {
           await session.dispose();
         }
       };
-      return { gen, end, promptTokens: tokens.length, cachedTokens: cached };
+      return { gen, end, session, promptTokens: tokens.length, cachedTokens: cached };
     } catch (err) {
       await session.dispose();
       throw err;
@@ -234,7 +234,14 @@ const usageOf = (promptTokens, completionTokens, cachedTokens) => ({
 async function* chunks(run, { makeChunks, finish, usageChunk, includeUsage, nextSegment = () => null }) {
   try {
     for await (const piece of run.gen) {
-      yield* makeChunks(piece);
+      if (typeof piece === 'string') {
+        yield* makeChunks(piece);
+        continue;
+      }
+      // With the `trace` option (docs/inspect.md) the records come in chunks of their own,
+      // with the session they are of (for session.inspect() while it lives).
+      yield { object: 'rwkv.trace', choices: [], trace: piece, session: run.session };
+      if (piece.text) yield* makeChunks(piece.text);
     }
     const result = await run.gen.result;
     yield* finish(result);
@@ -248,7 +255,7 @@ async function* chunks(run, { makeChunks, finish, usageChunk, includeUsage, next
 async function collect(run, nextSegment = () => null) {
   let text = '';
   try {
-    for await (const piece of run.gen) text += piece;
+    for await (const piece of run.gen) text += typeof piece === 'string' ? piece : piece.text;
     return { text, result: await run.gen.result };
   } catch (err) {
     if (err instanceof AbortError || err?.name === 'AbortError') throw new AbortError('the request was aborted');

@@ -90,7 +90,7 @@ export async function startServer(model, { port = 8000, host = '127.0.0.1', maxC
       if (request.stream !== true) return send(res, 200, result);
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       try {
-        for await (const chunk of result) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        for await (const chunk of result) if (chunk.object !== 'rwkv.trace') res.write(`data: ${JSON.stringify(chunk)}\n\n`);  // trace records stay in-process
         res.end('data: [DONE]\n\n');
       } catch (err) {
         if (ac.signal.aborted) return;

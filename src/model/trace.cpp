@@ -6,8 +6,31 @@
 
 #include "base/mathfn.h"
 #include "kernels/kernels.h"
+#include "kernels/simd.h"
 
 namespace rwkv {
+
+namespace {
+// ‖S‖² of an N × N block: each row's squares summed in SIMD lanes (N / kLanes terms per
+// lane), the rows' sums added up in double.
+double sum_squares(const float* S, int N) {
+  using namespace simd;
+  double total = 0;
+  for (int p = 0; p < N; ++p) {
+    const float* row = S + size_t(p) * N;
+    vf acc = splat(0);
+    int q = 0;
+    for (; q + kLanes <= N; q += kLanes) {
+      const vf x = load(row + q);
+      acc = madd(x, x, acc);
+    }
+    double s = hsum(acc);
+    for (; q < N; ++q) s += double(row[q]) * row[q];
+    total += s;
+  }
+  return total;
+}
+}  // namespace
 
 void Trace::begin(int T) {
   first_ = tokens();
@@ -20,11 +43,11 @@ void Trace::wkv(int i, float* S, const float* r, const float* w, const float* k,
   for (int t = 0; t < T; ++t) {
     const size_t o = size_t(t) * C;
     kernels::wkv_seq(S, r + o, w + o, k + o, v + o, kk + o, a + o, 1, H, N, y + o, pool);
-    // Sums in double over the head's channels, stored as float.
+    // Sums in double over the head's channels (‖S‖: see sum_squares), stored as float.
     pool.parallel_for(H, 1, [&](int h0, int h1) {
       for (int h = h0; h < h1; ++h) {
         const size_t c0 = o + size_t(h) * N;
-        double w_sum = 0, w_sq = 0, a_sum = 0, mix_sum = 0, k_sq = 0, v_sq = 0, s_sq = 0;
+        double w_sum = 0, w_sq = 0, a_sum = 0, mix_sum = 0, k_sq = 0, v_sq = 0;
         for (int j = 0; j < N; ++j) {
           w_sum += w[c0 + j];
           w_sq += double(w[c0 + j]) * w[c0 + j];
@@ -33,9 +56,7 @@ void Trace::wkv(int i, float* S, const float* r, const float* w, const float* k,
           v_sq += double(v[c0 + j]) * v[c0 + j];
           if (i > 0) mix_sum += math::sigmoid(v0[h * N + j] + v_lora[c0 + j]);
         }
-        const float* Sh = S + size_t(h) * N * N;
-        for (int j = 0; j < N * N; ++j) s_sq += double(Sh[j]) * Sh[j];
-        const double w_mean = w_sum / N, s_norm = std::sqrt(s_sq);
+        const double w_mean = w_sum / N, s_norm = std::sqrt(sum_squares(S + size_t(h) * N * N, N));
         float* f = head(t, i, h);
         f[kStateNorm] = float(s_norm);
         f[kDecayMean] = float(w_mean);

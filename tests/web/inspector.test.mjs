@@ -101,26 +101,42 @@ test('the panel draws the state live beside the chat on a wide screen; hover and
     await page.fill('#composer-input', 'Hello there, how does your memory work?');
     await page.press('#composer-input', 'Enter');
     await page.waitForFunction(() => document.documentElement.dataset.app === 'ready', null, { timeout: 60000 });
-    await page.waitForFunction(() => document.getElementById('inspector-state').dataset.layer !== undefined);
-    const tokens = Number(await page.getAttribute('#inspector', 'data-tokens'));
-    const prompt = Number(/prompt (\d+) token/.exec(await page.textContent('#stats'))[1]);
+    await page.waitForFunction(() => Number(document.getElementById('inspector').dataset.draws) > 0);
     const generated = Number(/^(\d+) tokens?/.exec(await page.textContent('#stats'))[1]);
-    assert.equal(tokens, prompt + generated, 'one trace record per token fed, prompt included');
+    const afterChat = Number(await page.getAttribute('#inspector', 'data-tokens'));
+    assert.ok(afterChat > generated, `the reply and its prompt are traced (${afterChat} records, ${generated} tokens generated)`);
     assert.ok(await page.evaluate(() => window.__drawsWhileStreaming) > 0, 'drawn while the reply streamed');
     assert.ok(await drawnPixels(page, 'inspector-heat') > 1000, 'the heatmap is drawn');
     assert.ok(await drawnPixels(page, 'inspector-life') > 100, 'the half-lives are drawn');
+
+    // Completion mode: one record per token fed, prompt included; the state view follows
+    // the completion's session.
+    await page.click('#tab-completion');
+    await page.fill('#maxTokens', '60');
+    await page.setChecked('#banEndOfText', true);  // every token generated is fed
+    await page.fill('#completion-input', 'Once upon a time, the state');
+    await page.click('#complete-button');
+    await page.waitForFunction(() => document.documentElement.dataset.app === 'ready' && /^\d+ tokens/.test(document.getElementById('stats').textContent));
+    const prompt = Number(/prompt (\d+) token/.exec(await page.textContent('#stats'))[1]);
+    const completed = Number(/^(\d+) tokens?/.exec(await page.textContent('#stats'))[1]);
+    await page.waitForFunction((n) => Number(document.getElementById('inspector').dataset.tokens) === n, afterChat + prompt + completed);
+    await page.waitForFunction(() => document.getElementById('inspector-state').dataset.layer !== undefined);
     assert.ok(await drawnPixels(page, 'inspector-state') > 100, 'the state is drawn');
-    // The heatmap has a column per token (8 px each) and the tokens' text under them.
-    const heatWidth = await page.evaluate(() => document.getElementById('inspector-heat').width);
-    assert.equal(heatWidth, Math.min(tokens, 300) * 8);
+    const tokens = Math.min(300, afterChat + prompt + completed);
+
+    // The heatmap has room for 300 tokens (8 px each), the newest on the right.
+    assert.equal(await page.evaluate(() => document.getElementById('inspector-heat').width), 300 * 8);
 
     // Pointing at a cell: that token's learning rate and update size.
-    await page.evaluate(() => { document.getElementById('inspector-heat-scroll').scrollLeft = 0; });
-    const first = await page.locator('#inspector-heat').boundingBox();
-    await page.mouse.move(first.x + 12, first.y + 3 * 14 + 4);  // token 1, layer 1 head 1 (fixture: 14 px rows)
+    const heat = await page.locator('#inspector-heat').boundingBox();
+    const cell = { x: heat.x + (300 - tokens + 1) * 8 + 4, y: heat.y + 3 * 14 + 4 };  // the window's token 1, layer 1 head 1 (fixture: 14 px rows)
+    await page.evaluate((x) => { document.getElementById('inspector-heat-scroll').scrollLeft = x; }, cell.x - heat.x - 100);
+    const scrolled = await page.locator('#inspector-heat').boundingBox();
+    Object.assign(cell, { x: cell.x + scrolled.x - heat.x });
+    await page.mouse.move(cell.x, cell.y);
     assert.match(await page.textContent('#inspector-tip'), /learning rate [\d.]+, update [\d.]+.* layer 1 head 1: rate [\d.]+, update [\d.]+/);
     // Clicking picks the head for the state view.
-    await page.mouse.click(first.x + 12, first.y + 3 * 14 + 4);
+    await page.mouse.click(cell.x, cell.y);
     await page.waitForFunction(() => document.getElementById('inspector-state').dataset.layer === '1' && document.getElementById('inspector-state').dataset.head === '1');
     assert.equal(await page.inputValue('#inspector-layer'), '1');
     await page.selectOption('#inspector-layer', '2');
