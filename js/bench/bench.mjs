@@ -119,7 +119,7 @@ function oursCell(program, model, precision, threads, p) {
     '--decode-tokens', String(p.decodeTokens), '--decode-runs', String(p.decodeRuns),
     '--prefill-tokens', p.prefillLengths.join(','), '--prefill-runs', String(p.prefillRuns), '--bandwidth-mb', '0', '--json']);
   const res = r.results[0];
-  return { build: r.build, load_s: r.load_s, peak_memory_mb: r.peak_memory_mb, decode_weight_bytes: r.decode_weight_bytes, model: { n_layer: r.n_layer, n_embd: r.n_embd, vocab: r.vocab }, threads: res.threads, decode_tps: res.decode_tps, prefill_tps: res.prefill_tps };
+  return { build: r.build, load_s: r.load_s, peak_memory_mb: r.peak_memory_mb, decode_weight_bytes: r.decode_weight_bytes, threads: res.threads, decode_tps: res.decode_tps, prefill_tps: res.prefill_tps };
 }
 
 function llamaCell(gguf, threads, p) {
@@ -157,7 +157,7 @@ export async function runBench(o) {
   const started = performance.now();
   const p = o.quick
     ? { decodeTokens: 16, decodeRuns: 1, prefillLengths: [128], prefillRuns: 1 }
-    : { decodeTokens: 64, decodeRuns: 3, prefillLengths: [128, 1024], prefillRuns: 2 };
+    : { decodeTokens: 64, decodeRuns: 2, prefillLengths: [128, 1024], prefillRuns: 1 };
   mkdirSync(benchDir, { recursive: true });
   const want = new Set(o.runtimes);
   const missing = {};
@@ -166,8 +166,10 @@ export async function runBench(o) {
     if (why) for (const r of ['llama-native', 'wllama']) if (want.has(r)) missing[r] = why;
   }
   const models = await prepareModels(o.shape, o.precisions);
+  const cfg = shapeConfig(o.shape);
   const results = {
-    date: new Date().toISOString(), machine: machine(), loadavg: { start: os.loadavg()[0] }, shape: o.shape, model: {},
+    date: new Date().toISOString(), machine: machine(), loadavg: { start: os.loadavg()[0] }, shape: o.shape,
+    model: { n_layer: cfg.L, n_embd: cfg.C, vocab: cfg.V },
     rounds: o.rounds, quick: o.quick, prefillLengths: p.prefillLengths, decodeTokens: p.decodeTokens, precisions: o.precisions,
     missing, bandwidth: {}, decodeWeightBytes: {}, cells: [],
   };
@@ -213,13 +215,11 @@ export async function runBench(o) {
         for (const threads of browserThreads) {
           const everywhere = o.threads.includes(threads); // the extra browser thread count runs in Chromium only
           if (everywhere) {
-            const r = await run('ours-native', precision, threads, () => oursCell('native', models.pth, precision, threads, p));
-            if (r && !r.error) {
-              results.decodeWeightBytes[precision] = r.decode_weight_bytes;
-              results.model = r.model;
-            }
+            const native = await run('ours-native', precision, threads, () => oursCell('native', models.pth, precision, threads, p));
             await run('llama-native', precision, threads, () => llamaCell(models.gguf[precision], threads, p));
-            await run('ours-node', precision, threads, () => oursCell(threads > 1 ? 'wasm-mt' : 'wasm', models.pth, precision, threads, p));
+            const wasm = await run('ours-node', precision, threads, () => oursCell(threads > 1 ? 'wasm-mt' : 'wasm', models.pth, precision, threads, p));
+            const bytes = [native, wasm].find((r) => r && !r.error)?.decode_weight_bytes;
+            if (bytes) results.decodeWeightBytes[precision] = bytes;
           }
           await run('ours-chromium', precision, threads, () => browser.run({ runtime: 'ours', model: pthName, quant: PRECISIONS[precision].quant, threads, ...p }));
           await run('wllama', precision, threads, () => browser.run({ runtime: 'wllama', model: path.basename(models.gguf[precision]), threads, ...p }));
