@@ -210,7 +210,11 @@ export async function runBench(o) {
   try {
     for (let round = 1; round <= o.rounds; round++) {
       log(`round ${round} of ${o.rounds} (load average ${os.loadavg()[0].toFixed(2)})`);
-      for (const [t, gbs] of Object.entries(bandwidth(models.probe, o.threads))) (results.bandwidth[t] ??= []).push(gbs);
+      try {
+        for (const [t, gbs] of Object.entries(bandwidth(models.probe, o.threads))) (results.bandwidth[t] ??= []).push(gbs);
+      } catch (err) {
+        results.bandwidthError = err.message;
+      }
       for (const precision of o.precisions) {
         for (const threads of browserThreads) {
           const everywhere = o.threads.includes(threads); // the extra browser thread count runs in Chromium only

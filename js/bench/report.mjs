@@ -116,6 +116,7 @@ export function formatReport(results) {
   out.push(grid(['', 'load s', 'peak MB'], loadRows));
 
   const notes = [];
+  if (results.bandwidthError) notes.push(`bandwidth: not measured (${results.bandwidthError})`);
   for (const [r, reason] of Object.entries(results.missing)) notes.push(`${RUNTIMES[r]?.label ?? r}: missing (${reason})`);
   for (const c of results.cells)
     for (const run of c.runs.filter((x) => x.error)) notes.push(`${RUNTIMES[c.runtime].label}, ${c.precision}, ${c.threads}t: ${run.error}`);
