@@ -7,7 +7,7 @@
 // `// FUZZ_<KEY> value...` lines at the top of the source:
 //   FUZZ_MAX_LEN n        largest input (libFuzzer -max_len); seed files above it are skipped
 //   FUZZ_DICTS a b ...    fuzz/dict/a.dict, b.dict ... merged into OUT_DIR/dict/<name>.dict
-//   FUZZ_SEEDS kind ...   seed kinds generated below: pth safetensors rwkv pkl zip vocab
+//   FUZZ_SEEDS kind ...   seed kinds generated below: pth safetensors rwkv pkl zip vocab gguf
 // and writes
 //   OUT_DIR/corpus/<name>/seed-*   the seeds (rewritten on every call; libFuzzer adds its
 //                                  own finds to the same folder under SHA-1 names)
@@ -326,11 +326,13 @@ async function seedsOf(kind, maxLen, tiny) {
         'zip64.zip': zip([{ name: 'archive/data/0', data: Buffer.alloc(8, 1) }], { zip64: true }),
         'deflated.zip': zip([{ name: 'z', data: utf8('zz') }], { method: 8 }),
       }, 'hand');
+    case 'gguf':  // written by tests/reference/make-gguf-fixtures.mjs
+      return fromFiles(realFiles('.gguf'), 'file');
     case 'vocab':
       return [...fromFiles(listFiles(fixtureDir, '.txt'), 'file'), ...fromFiles(listFiles(path.join(referenceDir, 'vocab'), '.txt'), 'file'),
         ...fromMap({ 'small.txt': utf8("1 '\\x00' 1\n2 b'\\xff' 1\n3 'ab' 2\n4 \"it's\" 4\n5 '\\u4e2d' 3\n6 b'\\xe4\\xb8' 2\n") }, 'hand')];
     default:
-      throw new Error(`unknown seed kind '${kind}' (known: pth safetensors rwkv pkl zip vocab)`);
+      throw new Error(`unknown seed kind '${kind}' (known: pth safetensors rwkv pkl zip vocab gguf)`);
   }
 }
 

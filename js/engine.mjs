@@ -12,10 +12,34 @@ import { openSource, readSource } from './sources.mjs';
 import { isQuotaError, openModelCache } from './model-cache.mjs';
 import { AbortError, BusyError, InvalidArgumentError, ModelFormatError, OutOfMemoryError, VocabError, RwkvError } from './errors.mjs';
 import { decodeState, encodeState } from './state-format.mjs';
-import { quantType } from './options.mjs';
+import { DEFAULT_MEMORY_BUDGET, quantType } from './options.mjs';
+import { traceRecordSize } from './trace.mjs';
 
 /** The largest model a wasm32 heap can take: 4 GB less room for the runtime. */
 const MAX_HEAP_BYTES = 2 ** 32 - 2 ** 24;
+
+const mb = (n) => `${(n / 2 ** 20).toFixed(0)} MB`;
+
+/**
+ * The weight type to load a model as, from the loader's plan ({bytes: {stored, F32, BF16,
+ * Q8_0, Q4_0}}, 0 where the file cannot be held so) and the `quant` asked for ('' or
+ * 'auto': as stored when it fits the budget, else BF16, Q8_0, Q4_0, the first that fits).
+ * '' keeps the file's types. OutOfMemoryError, giving each choice's size, when nothing fits.
+ */
+export function chooseQuant(plan, quant, budget = DEFAULT_MEMORY_BUDGET) {
+  const b = plan.bytes;
+  const sizes = `${mb(b.stored)} as stored, ${mb(b.BF16)} as bf16, ${mb(b.Q8_0)} as int8, ${mb(b.Q4_0)} as q4`;
+  if (quant && quant !== 'auto') {
+    if (b[quant] > MAX_HEAP_BYTES)
+      throw new OutOfMemoryError(`out of memory: the model needs ${mb(b[quant])} as ${quant}, more than a wasm32 heap holds (the model takes ${sizes}); choose a smaller quant`);
+    return quant;
+  }
+  const choices = [['', b.stored], ['BF16', b.BF16], ['Q8_0', b.Q8_0], ['Q4_0', b.Q4_0]];
+  const fit = choices.find(([, n]) => n > 0 && n <= budget);
+  if (fit) return fit[0];
+  if (choices.every(([, n]) => n === 0)) return '';  // the loader says why when it starts
+  throw new OutOfMemoryError(`out of memory: the model takes ${sizes}: none fits the memory budget of ${mb(budget)} (memoryBudget)`);
+}
 
 /**
  * The result of a core call that reports failures as an error record ({rwkvError: name,
@@ -46,6 +70,42 @@ function checkTokens(tokens, V) {
   });
 }
 
+/**
+ * Streams the chunks of an opened source into a core Loader: each chunk written into the
+ * heap at the loader's window and committed; onPlan(plan) once the file's header is read
+ * (it must start the loader). Emits 'progress' events. Throws on a source that delivers
+ * more or fewer bytes than announced.
+ */
+async function streamInto(core, loader, opened, ctx, onPlan, afterCommit = null) {
+  let done = 0, lastEmit = 0;
+  const started = Date.now();
+  const ready = () => {
+    if (loader.planned() && !loader.started()) onPlan(loader.plan());
+  };
+  for await (const chunk of opened.chunks) {
+    if (done + chunk.length > opened.size) throw new ModelFormatError(`the source delivered more than the announced ${opened.size} bytes`);
+    for (let at = 0; at < chunk.length;) {
+      ready();
+      const ptr = loader.window();
+      const n = Math.min(chunk.length - at, loader.windowSize());
+      if (n === 0) throw new ModelFormatError('the model file goes on after its end');
+      core.HEAPU8.set(chunk.subarray(at, at + n), ptr);  // HEAPU8 is read anew: the heap may have grown
+      loader.commit(n);
+      at += n;
+      if (afterCommit) await afterCommit();
+    }
+    done += chunk.length;
+    const now = Date.now();
+    if (now - lastEmit > 100 || done === opened.size) {
+      lastEmit = now;
+      ctx.emit('progress', { loaded: done, total: opened.size, elapsedMs: now - started, cached: !!opened.cached });
+    }
+  }
+  if (done !== opened.size) throw new ModelFormatError(`the model file ended after ${done} of ${opened.size} bytes (truncated download?)`);
+  ready();
+  if (afterCommit) await afterCommit();
+}
+
 /** A fresh engine: its handlers, by verb. */
 export function createEngine() {
   let core = null;
@@ -54,6 +114,7 @@ export function createEngine() {
   const vocabularies = new Map();   // id -> Tokenizer (vocabularies loaded without a model)
   const sessions = new Map();       // id -> {modelId, state, busy, closing, initial}
   let nextId = 1;
+  let lastLoad = null;              // {peakBytes, fileBytes} of the last model loaded
 
   async function ensureCore(options = {}) {
     if (!core) ({ core, threads: coreThreads } = await instantiateCore(options));
@@ -135,9 +196,13 @@ export function createEngine() {
       return { simd: core.simd(), threads: coreThreads };
     },
 
-    // The file's bytes stream into one heap block the core then takes over; a source that
-    // delivers more or fewer bytes than it announced, or a core that refuses the file,
-    // leaves nothing allocated.
+    // The file streams through the core's loader: each chunk is written into the heap where
+    // the loader asks (its input buffer) and read there, every tensor converted into its
+    // place in the model; the file is never whole in memory. After the file's header the
+    // loader's plan gives the model's size for each quant, and 'auto' picks the one that
+    // fits (or the load fails there, before the rest is downloaded). A source that delivers
+    // more or fewer bytes than it announced, an abort, or a file the core refuses leaves
+    // nothing allocated.
     //
     // A model from a URL is kept on the device as it was loaded (converted, vocabulary
     // included: model-cache.mjs) and read from there the next time.
@@ -150,39 +215,22 @@ export function createEngine() {
       // The raw download is not cached when the converted model will be.
       const opened = await openSource(cachedCopy ?? source, modelCache ? { ...options, cache: false } : options, ctx.signal);
       if (cachedCopy) Object.assign(opened, { cached: true, name: source.url.split('?')[0].split('/').pop() });
-      const mb = (n) => `${(n / 2 ** 20).toFixed(0)} MB`;
-      // _malloc takes a 32-bit size: larger requests would wrap around, so refuse them here.
-      const ptr = opened.size < MAX_HEAP_BYTES ? core._malloc(opened.size) : 0;
-      if (!ptr) {
-        opened.cancel?.();
-        throw new OutOfMemoryError(`out of memory: a ${mb(opened.size)} model does not fit in the wasm heap (a wasm32 module addresses at most 4 GB, weights and states together); use a smaller model`);
-      }
-      let done = 0, lastEmit = 0;
-      const started = Date.now();
+      const loader = new core.Loader(false);
+      let model, chosen = quant;
       try {
-        for await (const chunk of opened.chunks) {
-          if (done + chunk.length > opened.size) throw new ModelFormatError(`the source delivered more than the announced ${opened.size} bytes`);
-          core.HEAPU8.set(chunk, ptr + done);  // HEAPU8 is read anew: the heap may have grown
-          done += chunk.length;
-          const now = Date.now();
-          if (now - lastEmit > 100 || done === opened.size) {
-            lastEmit = now;
-            ctx.emit('progress', { loaded: done, total: opened.size, elapsedMs: now - started, cached: !!opened.cached });
-          }
-        }
-        if (done !== opened.size) throw new ModelFormatError(`the model file ended after ${done} of ${opened.size} bytes (truncated download?)`);
+        const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
+        await streamInto(core, loader, opened, ctx, (plan) => {
+          chosen = chooseQuant(plan, quant, budget);
+          // The weight type by its number in the core's table; -1 keeps the file's types.
+          loader.start(chosen ? core.dtypeCodes()[chosen] : -1);
+        });
+        model = loader.finish();
+        lastLoad = { peakBytes: loader.peakBytes(), fileBytes: opened.size };
       } catch (err) {
-        core._free(ptr);
         opened.cancel?.();
-        throw err;
-      }
-      let model;
-      try {
-        // The weight type by its number in the core's table; -1 keeps the file's types.
-        const code = quant ? core.dtypeCodes()[quant] : -1;
-        model = core.Model.fromHeap(ptr, opened.size, code);  // owns ptr from here, even on error
-      } catch (err) {
         throw typed(err, ModelFormatError);
+      } finally {
+        loader.delete();
       }
       const config = model.config();
       const threads = model.setThreads(coreThreads);  // clamped to what the build can run
@@ -207,7 +255,7 @@ export function createEngine() {
       const id = nextId++;
       models.set(id, { model, tokenizer, config });
       if (modelCache && !cachedCopy) await keepOnDevice(modelCache, source.url, quantType(options.quant), model, vocab ? await readSource(vocab, options, ctx.signal) : null, ctx);
-      return { modelId: id, config, runtime: { threads, simd: core.simd() }, name: opened.name, hasVocab: !!tokenizer };
+      return { modelId: id, config, runtime: { threads, simd: core.simd() }, name: opened.name, hasVocab: !!tokenizer, quant: chosen || 'as stored' };
     },
 
     unloadModel({ modelId }) {
@@ -265,6 +313,60 @@ export function createEngine() {
         throw err;
       }
       return { bytes: size, vocabBytes, dtype: m.config.dtype };
+    },
+
+    // A model file converted to a .rwkv file at `path` (Node) as it streams in, without
+    // loading the model: each tensor is written at its place in path.tmp as soon as it is
+    // converted, then freed (memory: the largest tensor and the loader's buffers); renamed
+    // to `path` at the end. `quant` as for loadModel (the budget decides 'auto'); `vocab`
+    // (bytes) replaces an embedded vocabulary; `metadata` (strings) goes into the header.
+    async convertModel({ source, path, vocab, metadata = {}, options = {} }, ctx) {
+      if (!isNode) throw new InvalidArgumentError('convertModel writes files: Node only');
+      const quant = quantType(options.quant);
+      await ensureCore({ ...options, threads: 1 });
+      const { open, rename, rm } = await import('node:fs/promises');
+      const opened = await openSource(source, options, ctx.signal);
+      const vocabBytes = vocab ? await readSource(vocab, options, ctx.signal) : new Uint8Array(0);
+      const loader = new core.Loader(true);
+      const tmp = `${path}.tmp`;
+      const fh = await open(tmp, 'w');
+      const write = async (from, n, position) => {
+        for (let done = 0; done < n;) {
+          const { bytesWritten } = await fh.write(core.HEAPU8.subarray(from + done, from + Math.min(n, done + (64 << 20))), 0, undefined, position + done);
+          done += bytesWritten;
+        }
+      };
+      let header = null, chosen = quant, size = 0, dtype = '';
+      try {
+        await streamInto(core, loader, opened, ctx, (plan) => {
+          chosen = chooseQuant(plan, quant, options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
+          const r = checked(loader.startFile(chosen ? core.dtypeCodes()[chosen] : -1, vocabBytes, JSON.stringify(metadata)));
+          header = r.header.slice();
+          ({ size, dtype } = r);
+        }, async () => {
+          if (header) {
+            await fh.write(header, 0, header.length, 0);
+            header = null;
+          }
+          for (let part = loader.ready(); part; part = loader.ready()) {
+            await write(part[1], part[2], part[0]);
+            loader.pop();
+          }
+        });
+        loader.finish();
+        const peakBytes = loader.peakBytes();
+        await fh.truncate(size);
+        await fh.close();
+        await rename(tmp, path);
+        return { bytes: size, peakBytes, dtype, vocabBytes: vocabBytes.length };
+      } catch (err) {
+        opened.cancel?.();
+        await fh.close().catch(() => {});
+        await rm(tmp, { force: true });
+        throw typed(err, ModelFormatError);
+      } finally {
+        loader.delete();
+      }
     },
 
     createSession({ modelId }) {
@@ -409,7 +511,8 @@ export function createEngine() {
     },
 
     // The core's generation loop, one token per turn of the event loop; every piece of
-    // text goes out as a 'text' event as soon as it is final.
+    // text goes out as a 'text' event as soon as it is final. With options.trace, every
+    // step goes out (text or not) with the trace records of the tokens it fed.
     async generate({ sessionId, prompt, options = {} }, ctx) {
       const s = getSession(sessionId);
       const m = getModel(s.modelId);
@@ -427,8 +530,9 @@ export function createEngine() {
         }
         // Aborting while the prompt is fed puts the state back as it was.
         const before = s.state.data().slice();
-        let prefillMs = 0, tokens = 0, reason = null;
-        const pieces = [];
+        let prefillMs = 0, reason = null;
+        let promptFed = 0;  // prompt tokens whose trace records went out
+        const pieces = [], ids = [];
         for (let prefilling = true; ;) {
           if (run.stopped()) {
             if (prefilling) s.state.data().set(before);
@@ -445,9 +549,15 @@ export function createEngine() {
             prefilling = false;
             prefillMs = performance.now() - started;
           }
-          if (r.token >= 0) tokens++;
-          if (r.text) {
-            pieces.push(r.text);
+          if (r.token >= 0) ids.push(r.token);
+          if (r.text) pieces.push(r.text);
+          if (options.trace === true) {
+            const records = gen.trace().slice();
+            const n = records.length / traceRecordSize(m.config);
+            const fed = r.token >= 0 ? Int32Array.of(r.token).subarray(0, n) : promptIds.slice(promptFed, promptFed += n);
+            const tokenTexts = Array.from(fed, (t) => checked(tokenizer.decode([t])));
+            ctx.emit('text', { text: r.text, token: r.token, tokens: fed, tokenTexts, trace: records }, [records.buffer]);
+          } else if (r.text) {
             ctx.emit('text', { text: r.text, token: r.token });
           }
           if (r.done) { reason = r.reason; break; }
@@ -456,18 +566,51 @@ export function createEngine() {
         const rest = gen.finish();  // held-back text (a partial stop-string match or UTF-8 tail)
         if (rest && reason !== 'stop') {
           pieces.push(rest);
-          ctx.emit('text', { text: rest, token: -1 });
+          ctx.emit('text', options.trace === true
+            ? { text: rest, token: -1, tokens: new Int32Array(0), tokenTexts: [], trace: new Float32Array(0) }
+            : { text: rest, token: -1 });
         }
         const totalMs = performance.now() - started;
         const decodeMs = totalMs - prefillMs;
         return {
-          text: pieces.join(''), promptTokens: promptIds.length, tokens, stopReason: reason,
-          prefillMs, decodeMs, totalMs, tokensPerSecond: tokens > 1 ? (tokens - 1) / (decodeMs / 1000) : 0,
+          text: pieces.join(''), promptTokens: promptIds.length, tokens: ids.length, tokenIds: ids, stopReason: reason,
+          prefillMs, decodeMs, totalMs, tokensPerSecond: ids.length > 1 ? (ids.length - 1) / (decodeMs / 1000) : 0,
         };
       } finally {
         gen?.delete();
         run.release();
       }
+    },
+
+    // A copy of one head's wkv state, N × N as [value p][key q] (docs/computation.md#the-state).
+    // Also while the session generates: it is read between two tokens.
+    inspect({ sessionId, layer, head }, ctx) {
+      const s = getSession(sessionId, { idle: false });
+      const { nLayer, nHead, nEmbd, headSize } = getModel(s.modelId).config;
+      if (!Number.isInteger(layer) || layer < 0 || layer >= nLayer) throw new InvalidArgumentError(`layer must be an integer from 0 to ${nLayer - 1}, not ${layer}`);
+      if (!Number.isInteger(head) || head < 0 || head >= nHead) throw new InvalidArgumentError(`head must be an integer from 0 to ${nHead - 1}, not ${head}`);
+      const at = layer * (2 * nEmbd + nHead * headSize * headSize) + nEmbd + head * headSize * headSize;
+      const out = s.state.data().slice(at, at + headSize * headSize);
+      ctx.transfer([out.buffer]);
+      return out;
+    },
+
+    // What a model of each shape ({nLayer, nEmbd, headSize, ffnSize, vocabSize, loraW,
+    // loraA, loraV, loraG}, stored as bf16 as published) takes in each precision, and the
+    // quant 'auto' picks within options.memoryBudget: 'BF16', 'Q8_0', 'Q4_0', or null when
+    // none fits.
+    async planShapes({ shapes, options = {} }) {
+      const c = await ensureCore(options);
+      const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
+      return shapes.map((shape) => {
+        const plan = c.planShape(shape);
+        try {
+          return { ...plan, auto: chooseQuant(plan, 'auto', budget) || 'BF16' };
+        } catch (err) {
+          if (err instanceof OutOfMemoryError) return { ...plan, auto: null };
+          throw err;
+        }
+      });
     },
 
     crash() {
@@ -483,9 +626,13 @@ export function createEngine() {
       core = null;
     },
 
+    // The heap, what is allocated in it, the models' bytes and the last load's peak (the
+    // loader's own count: the model, its buffers, metadata).
     memory() {
+      let modelBytes = 0;
+      for (const m of models.values()) modelBytes += m.config.memoryBytes;
       return { wasmHeapBytes: core ? core.HEAPU8.length : 0, heapUsedBytes: core ? core.heapUsed() : 0,
-        models: models.size, sessions: sessions.size };
+        models: models.size, sessions: sessions.size, modelBytes, loadPeakBytes: lastLoad?.peakBytes ?? 0 };
     },
   };
   return handlers;

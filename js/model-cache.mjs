@@ -24,11 +24,16 @@ async function keyName(url, quant) {
 
 // ---- Node: a folder
 
-async function nodeFolder(options) {
+/** Node: the library's cache folder (options.cacheDir, $RWKV_WEB_CACHE or ~/.cache/rwkv-web). */
+export async function cacheFolder(options = {}) {
   const os = await import('node:os');
   const path = await import('node:path');
-  const base = options.cacheDir ?? process.env.RWKV_WEB_CACHE ?? path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'rwkv-web');
-  return path.join(base, 'models');
+  return options.cacheDir ?? process.env.RWKV_WEB_CACHE ?? path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'rwkv-web');
+}
+
+async function nodeFolder(options) {
+  const path = await import('node:path');
+  return path.join(await cacheFolder(options), 'models');
 }
 
 const nodeStore = {

@@ -58,30 +58,46 @@ export const GENERATE_OPTIONS = Object.freeze([
     flag: 'logit-bias', openai: 'logit_bias', help: 'added to the logits of tokens: ID:BIAS,ID:BIAS...' }),
   option({ name: 'grammar', type: 'string', default: undefined, core: 'generate.grammar',
     flag: 'grammar', help: 'the generated text must match this grammar (docs/grammar.md; the CLI takes a file)' }),
+  option({ name: 'trace', type: 'boolean', default: false, core: 'generate.trace',
+    help: 'with each piece of text, the trace of what the state did at each token fed (docs/inspect.md)' }),
 ]);
 
 /** The quantization names `quant` takes and the weight types they give the matrices. */
 export const QUANT_TYPES = Object.freeze({ int8: 'Q8_0', q8_0: 'Q8_0', q4: 'Q4_0', q4_0: 'Q4_0', bf16: 'BF16', f32: 'F32' });
 
-/** The weight type a `quant` option names ('' keeps the file's types); InvalidArgumentError for others. */
+/**
+ * The weight type a `quant` option names ('' keeps the file's types, 'auto' lets the
+ * model's size decide: see LOAD_OPTIONS); InvalidArgumentError for others.
+ */
 export function quantType(quant) {
   if (quant === undefined || quant === null || quant === '') return '';
+  if (String(quant).toLowerCase() === 'auto') return 'auto';
   const dtype = QUANT_TYPES[String(quant).toLowerCase()];
   if (!dtype) throw new InvalidArgumentError(`unknown quant '${quant}': use one of ${Object.keys(QUANT_TYPES).join(', ')}`);
   return dtype;
 }
+
+/**
+ * The memory budget when none is given: what a wasm32 heap can hold (4 GB, less 16 MB for
+ * the runtime) less room for sessions, logits and the loader's buffers.
+ */
+export const DEFAULT_MEMORY_BUDGET = 2 ** 32 - 2 ** 24 - 2 ** 28;
 
 /** Threads when none are asked for: the cores there are, at most this many. */
 export const MAX_DEFAULT_THREADS = 4;
 
 /** Options of load() that are plain values (vocab, onProgress, signal are the API's own). */
 export const LOAD_OPTIONS = Object.freeze([
-  option({ name: 'quant', type: 'enum', values: Object.keys(QUANT_TYPES), default: undefined, flag: 'quant',
-    help: `convert the weight matrices on load: int8 (Q8_0), q4 (Q4_0), bf16 or f32 (unset: as in the file)` }),
+  option({ name: 'quant', type: 'enum', values: ['auto', ...Object.keys(QUANT_TYPES)], default: 'auto', flag: 'quant',
+    help: 'convert the weight matrices on load: int8 (Q8_0), q4 (Q4_0), bf16 or f32; auto: as in the file when the model fits memoryBudget, else bf16, int8 or q4, the first that fits' }),
+  option({ name: 'memoryBudget', type: 'integer', default: undefined, min: 2 ** 20, max: 2 ** 53, flag: 'memory-budget',
+    help: `bytes the model may take (quant auto chooses by it; default ${DEFAULT_MEMORY_BUDGET}: a wasm32 heap less room for sessions)` }),
   option({ name: 'threads', type: 'integer', default: undefined, min: 1, max: 64, flag: 'threads',
     help: `threads for the matrix products (unset: the CPU's cores, at most ${MAX_DEFAULT_THREADS}; browsers: 1 unless cross-origin isolated)` }),
   option({ name: 'cache', type: 'boolean', default: true, flag: 'cache',
     help: 'keep URL downloads in the cache (Cache API in browsers, a folder in Node); --no-cache turns it off' }),
+  option({ name: 'stateCache', type: 'integer', default: 256, min: 0, max: 65536, flag: 'state-cache',
+    help: 'MB of model states the chat layer keeps by prompt prefix, in memory and (with cache) on the device (0 = off)' }),
   option({ name: 'cacheDir', type: 'string', default: undefined, flag: 'cache-dir',
     help: 'Node: the cache folder (default $RWKV_WEB_CACHE or ~/.cache/rwkv-web)' }),
 ]);

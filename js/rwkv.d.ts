@@ -46,9 +46,19 @@ export interface LoadOptions {
   /**
    * Convert the weight matrices on load: 'int8' (= 'q8_0': blocks of 32 int8 values with a
    * float scale, the large matrices only), 'q4' (= 'q4_0'), 'bf16' or 'f32' (every matrix).
-   * Default: as in the file.
+   * 'auto' (the default): as in the file when the model fits `memoryBudget`, else bf16,
+   * int8 or q4, the first that fits; when none does, the load fails after the file's header
+   * (OutOfMemoryError giving each choice's size).
    */
-  quant?: 'int8' | 'q8_0' | 'q4' | 'q4_0' | 'bf16' | 'f32';
+  quant?: 'auto' | 'int8' | 'q8_0' | 'q4' | 'q4_0' | 'bf16' | 'f32';
+  /** Bytes the model may take (default: 4 GB less 16 MB for the runtime and 256 MB for sessions). */
+  memoryBudget?: number;
+  /**
+   * MB of model states the chat layer keeps by prompt prefix (model.chat.completions): in
+   * memory, and with `cache` also on the device (IndexedDB / the cache folder), bounded
+   * by the same number. 0 turns the cache off. Default 256.
+   */
+  stateCache?: number;
 }
 
 export interface ModelConfig {
@@ -80,6 +90,11 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens?: number[];
   /** The text must match this grammar (docs/grammar.md); generation ends where it ends. */
   grammar?: string;
+  /**
+   * Yield a TracedPiece for every step, with the trace of what the state did at each
+   * token fed, prompt included (docs/inspect.md); default false.
+   */
+  trace?: boolean;
   signal?: AbortSignal;
 }
 
@@ -107,6 +122,7 @@ export declare function checkValue(option: OptionInfo, value: unknown): string |
 export interface GenerateResult {
   text: string;
   tokens: number;                 // tokens generated
+  tokenIds: number[];             // the tokens sampled (all fed to the state but where an end-of-text or stop token ended it)
   promptTokens: number;
   stopReason: 'max_tokens' | 'end_of_text' | 'stop_token' | 'stop' | 'grammar' | 'max_tokens_incomplete' | 'aborted';
   prefillMs: number; decodeMs: number; totalMs: number;
@@ -120,10 +136,45 @@ export interface Generation extends AsyncIterable<string> {
   text(): Promise<string>;
 }
 
+/**
+ * One step of a traced generation: the text it released (may be empty), the tokens it
+ * fed to the state (a slice of the prompt, the generated token, or none), each token's
+ * own text, and their trace records: tokens.length records of traceRecordSize(config)
+ * floats, per layer and head the TRACE_FIELDS in order, then per layer the residual norm.
+ */
+export interface TracedPiece {
+  text: string;
+  tokens: Int32Array;
+  tokenTexts: string[];
+  trace: Float32Array;
+}
+export interface TracedGeneration extends AsyncIterable<TracedPiece> {
+  readonly result: Promise<GenerateResult>;
+  text(): Promise<string>;
+}
+/** The per-head fields of a trace record, in order (docs/inspect.md). */
+export declare const TRACE_FIELDS: readonly ['stateNorm', 'decayMean', 'decayStd', 'halfLife', 'rate', 'update', 'valueMix'];
+export type TraceField = (typeof TRACE_FIELDS)[number];
+/** Floats in one token's trace record: nLayer · nHead · TRACE_FIELDS.length + nLayer. */
+export declare function traceRecordSize(config: { nLayer: number; nHead: number }): number;
+/** Reads trace records: a field of token t, layer, head; the residual norm after a layer. */
+export declare function traceReader(records: Float32Array, config: { nLayer: number; nHead: number }): {
+  tokens: number;
+  field(t: number, layer: number, head: number, name: TraceField): number;
+  residual(t: number, layer: number): number;
+};
+
 export declare const defaultGenerateOptions: Readonly<Required<Omit<GenerateOptions, 'signal' | 'seed'>>>;
 
 export declare function load(source: Source, options?: LoadOptions): Promise<Model>;
 /** Empties what is kept on the device: downloads and converted models. */
+/**
+ * Converts a model file to a .rwkv file at `path` (Node) as it streams in, without loading
+ * the model (memory near its largest tensor); written to path.tmp, then renamed.
+ */
+export declare function convert(source: Source, path: string, options?: LoadOptions & {
+  vocab?: Source; metadata?: Record<string, string>; onProgress?: (p: LoadProgress) => void; signal?: AbortSignal; worker?: boolean;
+}): Promise<{ bytes: number; peakBytes: number; dtype: string; vocabBytes: number }>;
 export declare function clearCache(options?: { cacheDir?: string }): Promise<void>;
 /** True when load(url, {quant}) would read the model from this device (no download). */
 export declare function isKeptOnDevice(url: string | URL, options?: { quant?: LoadOptions['quant']; cacheDir?: string }): Promise<boolean>;
@@ -138,7 +189,124 @@ export declare class Vocabulary {
   dispose(): Promise<void>;
 }
 
+// ---- the chat layer: OpenAI's request and response shapes (docs/chat.md)
+
+export interface ChatMessage {
+  role: 'system' | 'developer' | 'user' | 'assistant';
+  content: string | { type: 'text'; text: string }[] | null;
+}
+
+/**
+ * The sampling options under OpenAI's names; RWKV's own (stopTokens, bannedTokens, grammar)
+ * under theirs. Names, defaults and ranges: the options schema (GENERATE_OPTIONS, each
+ * entry's `openai` name).
+ */
+export interface CompletionOptions {
+  model?: string;                 // echoed; the loaded model answers
+  stream?: boolean;
+  /** With stream: a last chunk with `usage` and no choices (default true; the server: false). */
+  stream_options?: { include_usage?: boolean };
+  max_tokens?: number;
+  max_completion_tokens?: number; // the same as max_tokens
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  penalty_decay?: number;
+  seed?: number;
+  stop?: string | string[];
+  logit_bias?: Record<string, number>;  // token id -> bias in [-100, 100]
+  stopTokens?: number[];
+  bannedTokens?: number[];
+  grammar?: string;
+  n?: 1;
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletionRequest extends CompletionOptions {
+  messages: ChatMessage[];
+  /** Structured output: the text is a JSON document (of the schema), docs/grammar.md. */
+  response_format?: { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name?: string; schema: object; strict?: boolean } };
+  /** Thinking mode of the format: false (default), true, 'short', 'long', 'suffix', 'skip'. */
+  thinking?: boolean | 'on' | 'off' | 'suffix' | 'short' | 'long' | 'skip';
+  /** The chat format: 'g1' (default) or 'world'. */
+  format?: 'g1' | 'world';
+}
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** cached_tokens: prompt tokens not fed again, their state taken from the prefix-state cache. */
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  system_fingerprint: null;
+  choices: [{
+    index: 0;
+    /** The answer; the thoughts of a thinking mode apart in reasoning_content. */
+    message: { role: 'assistant'; content: string; refusal: null; reasoning_content?: string };
+    logprobs: null;
+    finish_reason: FinishReason;
+  }];
+  usage: CompletionUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  system_fingerprint: null;
+  /** One choice; none in the last chunk, which has the usage. */
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string; reasoning_content?: string }; logprobs: null; finish_reason: FinishReason | null }[];
+  usage?: CompletionUsage;
+}
+
+export interface CompletionRequest extends CompletionOptions {
+  prompt: string;
+}
+
+export interface TextCompletion {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  system_fingerprint: null;
+  choices: { index: 0; text: string; logprobs: null; finish_reason: FinishReason | null }[];
+  usage?: CompletionUsage;
+}
+
+export interface ChatCompletions {
+  create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+}
+
+export interface Completions {
+  create(request: CompletionRequest & { stream?: false }): Promise<TextCompletion>;
+  create(request: CompletionRequest & { stream: true }): Promise<AsyncIterable<TextCompletion>>;
+}
+
+export interface ScoredCandidate {
+  logprob: number;                // natural log of the candidate's probability, summed over its tokens
+  tokens: number[];
+  tokenLogprobs: number[];
+}
+
 export declare class Model {
+  /** OpenAI's chat completions: model.chat.completions.create({messages, ...}). */
+  readonly chat: { completions: ChatCompletions };
+  /** OpenAI's completions of a raw prompt. */
+  readonly completions: Completions;
   readonly config: ModelConfig;
   readonly name: string;
   /** A tokenizer is there: a `vocab` was passed, the .rwkv file embeds one, or the model is byte-level. */
@@ -159,12 +327,23 @@ export declare class Model {
 
 export declare class Session {
   readonly model: Model;
+  generate(prompt: string | ArrayLike<number>, options: GenerateOptions & { trace: true }): TracedGeneration;
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Generation;
+  /**
+   * A copy of one head's wkv state, N × N values (N the head size) row by row: row p the
+   * value channel, column q the key channel. Works while the session generates.
+   */
+  inspect(where: { layer: number; head: number }): Promise<Float32Array>;
   /** The last token's logits (V), or with `all` the logits after every token (T * V). */
   prefill(tokens: ArrayLike<number>, options?: { signal?: AbortSignal; all?: boolean }): Promise<Float32Array>;
   step(token: number): Promise<Float32Array>;
   reset(): Promise<void>;
   fork(): Promise<Session>;
+  /**
+   * The log-probability of each candidate continuation of `prompt` (strings are tokenized on
+   * their own) after this session's state, which is left unchanged.
+   */
+  score(prompt: string | ArrayLike<number>, candidates: (string | ArrayLike<number>)[], options?: { signal?: AbortSignal }): Promise<ScoredCandidate[]>;
   saveState(): Promise<Uint8Array>;
   restoreState(bytes: ArrayBuffer | Uint8Array): Promise<void>;
   loadStateFile(source: Source, options?: { signal?: AbortSignal }): Promise<void>;
@@ -176,6 +355,13 @@ export declare class ModelFormatError extends RwkvError {}
 export declare class VocabError extends RwkvError {}
 export declare class OutOfMemoryError extends RwkvError {}
 export declare class InvalidArgumentError extends RwkvError {}
+/** A request OpenAI's API would refuse; toJSON() is OpenAI's error object. */
+export declare class InvalidRequestError extends InvalidArgumentError {
+  readonly type: 'invalid_request_error';
+  readonly param: string | null;
+  readonly openaiCode: string;
+  toJSON(): { message: string; type: string; param: string | null; code: string };
+}
 export declare class BusyError extends RwkvError {}
 export declare class LoadError extends RwkvError {}
 export declare class WorkerCrashedError extends RwkvError {}

@@ -8,11 +8,14 @@ import { Client, inThreadEndpoints, serve, spawnWorker } from './protocol.mjs';
 import { clearCache as clearDownloads, describeSource } from './sources.mjs';
 import { clearModelCache, isModelKept } from './model-cache.mjs';
 import { AbortError, InvalidArgumentError, WorkerCrashedError } from './errors.mjs';
-import { LOAD_OPTIONS, checkValue, quantType } from './options.mjs';
+import { LOAD_OPTIONS, checkValue, optionInfo, quantType } from './options.mjs';
+import { chatApi } from './chat/completions.mjs';
 
 export * from './errors.mjs';
+export { InvalidRequestError } from './chat/completions.mjs';
 /** Sampling defaults as RWKV chat users know them (docs/sampling.md), from the options schema. */
 export { checkValue, defaultGenerateOptions, GENERATE_OPTIONS, LOAD_OPTIONS, PRESETS } from './options.mjs';
+export { TRACE_FIELDS, heatmap, traceReader, traceRecordSize } from './trace.mjs';
 
 const workerUrl = new URL('./worker.mjs', import.meta.url);
 
@@ -73,8 +76,9 @@ function progressReporter(onProgress, onWarning = (m) => console.warn(`rwkv-web:
 }
 
 /**
- * Loads a model (official .pth or .safetensors, or a .rwkv file made by `cli.mjs convert`,
- * whose embedded vocabulary is used unless `vocab` is given) into a new worker.
+ * Loads a model (official .pth or .safetensors, an RWKV-7 GGUF file, or a .rwkv file made by
+ * `cli.mjs convert`; the vocabulary a GGUF or .rwkv file embeds is used unless `vocab` is
+ * given) into a new worker.
  * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
  *   ArrayBuffer is handed over to the worker (detached here: no second copy).
  * @param options {vocab, onProgress, signal, wasmBase, worker} and the LOAD_OPTIONS of the
@@ -92,6 +96,45 @@ export async function load(source, options = {}) {
   return model;
 }
 
+/**
+ * Converts a model file (official .pth or .safetensors, or a .rwkv file) to a .rwkv file
+ * at `path` (Node) as it streams in, without loading the model: memory stays near the
+ * largest tensor. options: {vocab (a Source: embedded in the file), metadata (strings),
+ * onProgress, signal, worker} and the LOAD_OPTIONS (quant, memoryBudget, cache). Resolves
+ * to {bytes, peakBytes, dtype (how the matrices are held), vocabBytes}.
+ */
+export async function convert(source, path, options = {}) {
+  checkLoadOptions(options);
+  const { onProgress, signal, vocab, metadata, worker = true, ...rest } = options;
+  const client = new Client(await startEngine(worker === false));
+  try {
+    return await client.call('convertModel', {
+      source: describeSource(source), path: String(path), vocab: vocab ? describeSource(vocab) : undefined, metadata, options: rest,
+    }, { signal, onEvent: progressReporter(onProgress) });
+  } finally {
+    client.terminate();
+  }
+}
+
+/**
+ * What models of these shapes take in memory, without loading one: for each shape
+ * ({nLayer, nEmbd, headSize, ffnSize, vocabSize, loraW, loraA, loraV, loraG}, stored as
+ * bf16 as the published checkpoints are; shapeDims() of js/catalog.mjs gives them for the
+ * published sizes) {bytes: {stored, F32, BF16, Q8_0, Q4_0}, auto}, where auto is the weight
+ * type quant 'auto' would load it as within options.memoryBudget ('BF16', 'Q8_0', 'Q4_0'),
+ * or null when none fits. options: {memoryBudget, worker, wasmBase}.
+ */
+export async function planShapes(shapes, options = {}) {
+  checkLoadOptions(options);
+  const { worker = true, ...rest } = options;
+  const client = new Client(await startEngine(worker === false));
+  try {
+    return await client.call('planShapes', { shapes, options: { threads: 1, ...rest } });
+  } finally {
+    client.terminate();
+  }
+}
+
 export class Model {
   #client = null;
   #source;
@@ -99,11 +142,19 @@ export class Model {
   #info = null;
   #sessions = new Set();
   ready;
+  /** OpenAI's chat completions on this model: chat.completions.create(request) (docs/chat.md). */
+  chat;
+  /** OpenAI's completions (a raw prompt): completions.create(request). */
+  completions;
 
   constructor(source, options) {
     this.#source = source;
     this.#options = options;
     this.ready = this.#start(options.signal, options.onProgress);
+    Object.assign(this, chatApi(this, {
+      stateCacheBytes: (options.stateCache ?? optionInfo('stateCache').default) * 2 ** 20,
+      persist: options.cache !== false, cacheDir: options.cacheDir,
+    }));
   }
 
   async #start(signal, onProgress) {
@@ -216,11 +267,53 @@ export class Session {
     const { signal, ...rest } = options;
     return this.#call('loadStateFile', { source: describeSource(source), options: rest }, { signal });
   }
+  /**
+   * The log-probability of each candidate continuation of `prompt` (a string or token ids,
+   * at least one token) after this session's state, which is left as it was: the prompt
+   * is fed once into a fork, each candidate into a fork of that. A string candidate is
+   * tokenized on its own (write the space a word starts with: ' Paris'). Resolves to
+   * [{logprob (natural log, the sum over its tokens), tokens (ids), tokenLogprobs}].
+   */
+  async score(prompt, candidates, { signal } = {}) {
+    const ids = async (x) => (typeof x === 'string' ? this.#model.tokenize(x) : Array.from(x));
+    const promptIds = await ids(prompt);
+    if (promptIds.length === 0) throw new InvalidArgumentError('score needs a prompt of at least one token');
+    if (!Array.isArray(candidates)) throw new InvalidArgumentError('candidates must be an array of strings or token id arrays');
+    const base = await this.fork();
+    try {
+      const first = logSoftmax(await base.prefill(promptIds, { signal }));
+      const out = [];
+      for (const c of candidates) {
+        const tokens = await ids(c);
+        if (tokens.length === 0) throw new InvalidArgumentError('a candidate has no tokens');
+        const tokenLogprobs = [first[tokens[0]]];
+        if (tokens.length > 1) {
+          const fork = await base.fork();
+          try {
+            const rows = await fork.prefill(tokens.slice(0, -1), { signal, all: true });
+            const V = rows.length / (tokens.length - 1);
+            for (let i = 1; i < tokens.length; ++i) tokenLogprobs.push(logSoftmax(rows.subarray((i - 1) * V, i * V))[tokens[i]]);
+          } finally {
+            await fork.dispose();
+          }
+        }
+        out.push({ logprob: tokenLogprobs.reduce((a, b) => a + b, 0), tokens, tokenLogprobs });
+      }
+      return out;
+    } finally {
+      await base.dispose();
+    }
+  }
   /** A new session with a copy of this one's state. */
   async fork() {
     const { sessionId } = await this.#call('forkSession');
     return this.#model._adopt(new Session(this.#model, sessionId));
   }
+  /**
+   * A copy of one head's wkv state: a Float32Array of N × N (N the head size), row p the
+   * value channel, column q the key channel (docs/inspect.md). Works while generating.
+   */
+  inspect({ layer, head }) { return this.#call('inspect', { layer, head }); }
   /** The state as bytes with a header naming the model's shape (see docs/state-format.md). */
   async saveState() { return new Uint8Array(await this.#call('saveState')); }
   /** Replaces the state with saved bytes; refuses a state of another model shape. */
@@ -236,12 +329,16 @@ export class Session {
   /**
    * Generates text after `prompt` (a string, or token ids), continuing this session's
    * state. Returns an async iterable of text pieces; `.result` resolves to the summary
-   * {text, tokens, promptTokens, stopReason, prefillMs, decodeMs, totalMs, tokensPerSecond}
+   * {text, tokens, tokenIds (the tokens sampled), promptTokens, stopReason, prefillMs, decodeMs,
+   * totalMs, tokensPerSecond}
    * and `.text()` to the whole text. Options: GENERATE_OPTIONS of the options schema
    * (defaults: defaultGenerateOptions), plus `signal`.
    * Aborting stops within one token: the iterator then throws an AbortError after the
    * last piece, `.result` resolves with stopReason 'aborted', and the session's state
    * holds exactly the tokens whose text was delivered.
+   * With `trace: true` the iterable yields {text, tokens, tokenTexts, trace} for every
+   * step instead of strings: the tokens fed in that step (a slice of the prompt, or the
+   * generated token), each one's text, and their trace records (docs/inspect.md).
    */
   generate(prompt, options = {}) {
     const { signal, ...opts } = options;  // unset options: the core's defaults, which are the schema's
@@ -252,7 +349,7 @@ export class Session {
       signal,
       onEvent: (event, data) => {
         if (event === 'text') {
-          queue.push(data.text);
+          queue.push(opts.trace === true ? data : data.text);
           push();
         }
       },
@@ -285,6 +382,16 @@ export class Session {
       },
     };
   }
+}
+
+/** log(softmax(logits)) in float64. */
+function logSoftmax(logits) {
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from(logits, (v) => v - lse);
 }
 
 /**

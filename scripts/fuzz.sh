@@ -84,6 +84,7 @@ echo "fuzz: build ${targets[*]} in $((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------- corpora
 node scripts/make-fixtures.mjs build/fixtures >/dev/null
+node tests/reference/make-gguf-fixtures.mjs build/fixtures >/dev/null
 node fuzz/prepare.mjs "$out" "${harnesses[@]}"
 
 # ---------------------------------------------------------------- run

@@ -20,7 +20,7 @@ const split = (o) => o.core.split('.');
 
 const structs = { sampler: 'SamplerOptions', generate: 'GenerateOptions' };
 const rows = {};  // `${struct}_${kind}` -> lines
-for (const st of Object.keys(structs)) for (const kind of ['NUMERIC', 'LISTS', 'MAPS', 'STRINGS']) rows[`${st}_${kind}`] = [];
+for (const st of Object.keys(structs)) for (const kind of ['NUMERIC', 'LISTS', 'MAPS', 'STRINGS', 'BOOLS']) rows[`${st}_${kind}`] = [];
 const defaults = [];
 for (const o of GENERATE_OPTIONS) {
   if (!o.core) continue;
@@ -36,6 +36,9 @@ for (const o of GENERATE_OPTIONS) {
     rows[`${struct}_MAPS`].push(`  X(${names})`);
   } else if (o.type === 'string') {
     rows[`${struct}_STRINGS`].push(`  X(${names})`);
+  } else if (o.type === 'boolean') {
+    rows[`${struct}_BOOLS`].push(`  X(${names})`);
+    defaults.push(`constexpr bool ${struct}_${field} = ${o.default === true};`);
   } else {
     throw new Error(`option ${o.name}: no C++ form for type ${o.type}`);
   }
@@ -50,7 +53,7 @@ const text = `#pragma once
 // The generation options the core reads from JS (by their library and OpenAI names), with
 // their defaults and valid ranges, per struct: SAMPLER = SamplerOptions, GENERATE =
 // GenerateOptions; NUMERIC = numbers, LISTS = arrays, MAPS = token id -> number,
-// STRINGS = strings.
+// STRINGS = strings, BOOLS = true or false.
 #include <cmath>
 
 ${macros.join('\n')}

@@ -30,6 +30,7 @@ cmake --build "$out" -j "$(nproc)" --target rwkv_tests
 echo "sanitize: built $out/rwkv_tests in $((SECONDS - t0)) s"
 
 node scripts/make-fixtures.mjs build/fixtures >/dev/null
+node tests/reference/make-gguf-fixtures.mjs build/fixtures >/dev/null
 
 t0=$SECONDS
 set +e

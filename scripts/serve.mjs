@@ -45,6 +45,9 @@ const MIME = {
   '.f32': 'application/octet-stream',
 };
 
+// Files of js/ the page never loads: the CLI and the HTTP server.
+const NODE_ONLY = new Set(['js/cli.mjs', 'js/chat/server.mjs']);
+
 // What the page's service worker caches (paths relative to the repository root). The
 // version served in /web/version.json is a hash of exactly these files.
 function appShellFiles(root) {
@@ -57,7 +60,9 @@ function appShellFiles(root) {
   };
   return [
     ...list('web', (f) => /\.(html|css|mjs|js|svg|png|webmanifest)$/.test(f)),
-    ...list('js', (f) => f.endsWith('.mjs') && f !== 'cli.mjs'),  // the CLI is Node-only
+    // The library and its subfolders (js/chat/...), but for the Node-only files.
+    ...['js', ...list('js', (f) => !f.includes('.')).filter((d) => statSync(path.join(root, d)).isDirectory())]
+      .flatMap((dir) => list(dir, (f) => f.endsWith('.mjs') && !NODE_ONLY.has(`${dir}/${f}`))),
     // The browser builds of the core: rwkv.web.mjs + rwkv.web.wasm, and the pthread one for
     // isolated pages: rwkv-mt.web.mjs + rwkv-mt.web.worker.js + rwkv-mt.web.wasm.
     ...list('build/wasm', (f) => /\bweb\b/.test(f) && /\.(mjs|js|wasm)$/.test(f)),

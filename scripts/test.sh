@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --browser
 bash scripts/build.sh
 node scripts/make-fixtures.mjs build/fixtures
+node tests/reference/make-gguf-fixtures.mjs build/fixtures
 if [ ! -d ../shared/reference ]; then
   echo "NOTE: ../shared/reference is missing: golden-run tests are skipped; the project's own fixtures still run."
 fi

@@ -4,9 +4,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include "formats/pickle.h"
+#include "model/loader.h"
+#include "text/model_file.h"
 #include "model/runner.h"
 #include "test_support.h"
 
@@ -166,4 +169,200 @@ TEST_CASE("a pickle that keeps growing one dict stays linear", "[loader][errors]
   CHECK_THROWS_WITH(read_state_dict_pickle(reinterpret_cast<const uint8_t*>(pkl.data()), pkl.size()),
                     Catch::Contains("key is not a string"));
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+}
+
+// ---------------------------------------------------------------- the streaming loader
+
+namespace {
+
+// Feeds `file` to a StreamLoader in chunks of the sizes `chunk(i)` gives, starting it
+// with `options` as soon as its plan is there.
+std::unique_ptr<Model> stream_load(const std::string& file, const LoadOptions& options,
+                                   const std::function<size_t(size_t)>& chunk, size_t* peak = nullptr) {
+  StreamLoader L;
+  size_t at = 0;
+  for (size_t i = 0; at < file.size(); ++i) {
+    if (L.planned() && !L.started()) L.start(options);
+    const std::span<uint8_t> w = L.window();
+    REQUIRE(!w.empty());
+    const size_t k = std::min({chunk(i), file.size() - at, w.size()});
+    std::memcpy(w.data(), file.data() + at, k);
+    L.commit(k);
+    at += k;
+  }
+  if (L.planned() && !L.started()) L.start(options);
+  auto m = L.finish();
+  if (peak) *peak = L.peak_bytes();
+  return m;
+}
+
+std::unique_ptr<Model> stream_load(const std::string& file, const LoadOptions& options, size_t chunk, size_t* peak = nullptr) {
+  return stream_load(file, options, std::function<size_t(size_t)>([=](size_t) { return chunk; }), peak);
+}
+
+// The same tensors, byte for byte, the same vocabulary and dimensions.
+void check_same(const Model& a, const Model& b) {
+  REQUIRE(a.tensors().size() == b.tensors().size());
+  for (size_t i = 0; i < a.tensors().size(); ++i) {
+    const HeldTensor &x = a.tensors()[i], &y = b.tensors()[i];
+    INFO("tensor " << x.name);
+    REQUIRE(x.name == y.name);
+    REQUIRE(x.dtype == y.dtype);
+    REQUIRE(x.shape == y.shape);
+    REQUIRE(x.bytes == y.bytes);
+    REQUIRE(std::memcmp(x.data, y.data, x.bytes) == 0);
+  }
+  CHECK(a.vocab() == b.vocab());
+  CHECK(a.config().entries() == b.config().entries());
+}
+
+std::vector<std::pair<std::string, std::string>> stream_files() {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::string models = std::string(reference_dir()) + "/models/";
+  for (const auto& p : {fixture("fix-L3-C64-H2.pth"), fixture("fix-L3-C64-H2.f32.safetensors"), fixture("fix-L2-C64-H1.fp16.pth"),
+                        fixture("fix-L3-C64-H2.rwkv"), fixture("fix-L2-C64-H1.fp16.rwkv"), models + "rand-L2-D128-V1000.pth",
+                        models + "rand-L2-D128-V1000.safetensors", models + "tiny-rwkv-7v0-834K.bf16.pth",
+                        models + "tiny-rwkv-7v0-834K.fp32.safetensors"})
+    if (auto s = read_file(p)) out.emplace_back(p, *s);
+  return out;
+}
+
+const std::optional<DType> kPrecisions[] = {std::nullopt, DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0};
+
+}  // namespace
+
+TEST_CASE("streaming loads equal loading the whole file, for every container, precision and chunk size", "[loader][stream]") {
+  const auto files = stream_files();
+  if (files.size() < 9) WARN("some model files are missing (run: node scripts/make-fixtures.mjs; ../shared/reference/models)");
+  for (const auto& [path, file] : files) {
+    for (const auto& q : kPrecisions) {
+      INFO(path << " as " << (q ? dtype_name(*q) : "stored"));
+      LoadOptions o;
+      o.matrices = q;
+      const auto whole = Model::load(copy_bytes(file, file.size()), o);
+      // One chunk, odd fixed sizes, and sizes drawn at random between 1 byte and 64 KB.
+      for (size_t chunk : {file.size(), size_t(65536), size_t(4099), size_t(64), size_t(7)}) {
+        INFO("chunks of " << chunk);
+        check_same(*whole, *stream_load(file, o, chunk));
+      }
+      std::mt19937 rng(uint32_t(file.size()));
+      check_same(*whole, *stream_load(file, o, std::function<size_t(size_t)>([&](size_t) { return size_t(1) + rng() % (rng() % 2 ? 16 : 65536); })));
+    }
+  }
+}
+
+TEST_CASE("a stream of 1-byte chunks loads every container", "[loader][stream]") {
+  for (const auto& [path, file] : stream_files()) {
+    if (file.size() > 1000000) continue;
+    INFO(path);
+    LoadOptions o;
+    o.matrices = DType::Q8_0;
+    check_same(*Model::load(copy_bytes(file, file.size()), o), *stream_load(file, o, size_t(1)));
+  }
+}
+
+TEST_CASE("the streamed fixture gives the golden logits", "[loader][stream][fixtures]") {
+  const auto pth = read_file(fixture("fix-L3-C64-H2.pth"));
+  if (!pth) {
+    WARN("skipped: fixtures missing in " << fixture_dir());
+    return;
+  }
+  CHECK(fingerprint(*stream_load(*pth, {}, size_t(333))) == fingerprint(*load_string(*pth)));
+}
+
+TEST_CASE("the plan gives each precision's bytes before any tensor data", "[loader][stream]") {
+  for (const auto& [path, file] : stream_files()) {
+    INFO(path);
+    StreamLoader L;
+    size_t at = 0;
+    while (!L.planned()) {
+      auto w = L.window();
+      const size_t k = std::min<size_t>(1000, file.size() - at);
+      std::memcpy(w.data(), file.data() + at, k);
+      L.commit(k);
+      at += k;
+    }
+    CHECK(L.held_bytes() < 2 * StreamLoader::kInputBytes);  // nothing of the model's size yet
+    for (const auto& q : kPrecisions) {
+      LoadOptions o;
+      o.matrices = q;
+      if (L.plan().bytes(q) == 0) continue;  // a precision this file cannot be held in
+      CHECK(L.plan().bytes(q) == stream_load(file, o, size_t(1) << 16)->memory_bytes());
+    }
+    CHECK(L.plan().q4_0 < L.plan().q8_0);
+    CHECK(L.plan().q8_0 < L.plan().f32);
+  }
+}
+
+TEST_CASE("the loader's peak is the model plus its buffers, not the file", "[loader][stream]") {
+  const auto file = read_file(std::string(reference_dir()) + "/models/rand-L2-D128-V65536.pth");
+  if (!file) {
+    WARN("skipped: rand-L2-D128-V65536.pth missing");
+    return;
+  }
+  for (const auto& q : kPrecisions) {
+    LoadOptions o;
+    o.matrices = q;
+    size_t peak = 0;
+    const auto m = stream_load(*file, o, size_t(1) << 20, &peak);
+    INFO((q ? dtype_name(*q) : "stored") << ": model " << m->memory_bytes() << " bytes, peak " << peak << ", file " << file->size());
+    // The input buffer, a row, and the metadata: a few MB over the model at most.
+    CHECK(peak <= m->memory_bytes() + StreamLoader::kInputBytes + (size_t(1) << 20));
+    if (q == DType::Q4_0) CHECK(peak < file->size() / 2);
+  }
+}
+
+TEST_CASE("a stream cut anywhere or damaged late fails cleanly", "[loader][stream][errors]") {
+  for (const auto& [path, file] : stream_files()) {
+    INFO(path);
+    std::mt19937 rng(7);
+    for (int trial = 0; trial < 40; ++trial) {
+      const size_t cut = trial < 20 ? rng() % file.size() : file.size() - 1 - rng() % std::min<size_t>(file.size(), 600);
+      INFO("cut at " << cut);
+      CHECK_THROWS_WITH(stream_load(file.substr(0, cut), {}, size_t(4096)), Catch::Contains("ended after") || Catch::Contains("zip") ||
+                                                                                  Catch::Contains("rwkv file") || Catch::Contains("lacks"));
+    }
+  }
+}
+
+TEST_CASE("the converter writes the same .rwkv file as converting a loaded model", "[loader][stream][convert]") {
+  for (const auto& [path, file] : stream_files()) {
+    for (const auto& q : kPrecisions) {
+      INFO(path << " as " << (q ? dtype_name(*q) : "stored"));
+      LoadOptions o;
+      o.matrices = q;
+      const auto m = Model::load(copy_bytes(file, file.size()), o);
+      const RwkvFileImage img = write_model_file(*m, m->vocab(), {{"source", "x"}});
+      std::string expect;
+      for (const auto& p : img.parts) expect.append(reinterpret_cast<const char*>(p.data), p.size);
+
+      StreamLoader L(StreamLoader::Output::File);
+      std::string out;
+      auto drain = [&] {
+        while (auto part = L.ready()) {
+          if (out.size() < part->offset + part->size) out.resize(part->offset + part->size, '\0');
+          std::memcpy(out.data() + part->offset, part->data, part->size);
+          L.pop();
+        }
+      };
+      size_t peak_parts = 0;
+      for (size_t at = 0; at < file.size();) {
+        if (L.planned() && !L.started()) {
+          L.start(o, {}, {{"source", "x"}});
+          out.assign(L.file_header());
+        }
+        auto w = L.window();
+        const size_t k = std::min<size_t>(777, file.size() - at);
+        std::memcpy(w.data(), file.data() + at, k);
+        L.commit(k);
+        at += k;
+        peak_parts = std::max(peak_parts, L.held_bytes());
+        drain();
+      }
+      L.finish();
+      out.resize(L.file_size(), '\0');
+      CHECK(out.size() == expect.size());
+      CHECK(out == expect);
+    }
+  }
 }

@@ -1,14 +1,17 @@
 // The demo page: chat and completion with an RWKV-7 model running in a Web Worker
 // (js/rwkv.mjs). No framework, no build step.
 import {
-  load, clearCache, checkValue, isKeptOnDevice, defaultGenerateOptions, GENERATE_OPTIONS, PRESETS,
+  load, clearCache, checkValue, planShapes, isKeptOnDevice, defaultGenerateOptions, GENERATE_OPTIONS, PRESETS,
   AbortError, BusyError, InvalidArgumentError, LoadError, ModelFormatError, OutOfMemoryError, VocabError, WorkerCrashedError,
 } from '../js/rwkv.mjs';
+import { requestFields } from '../js/chat/completions.mjs';
+import { G1_MODELS, WORLD_VOCAB_URL, shapeDims } from '../js/catalog.mjs';
+import { renderModelMenu } from './model-menu.mjs';
 import * as store from './store.mjs';
+import { createInspector } from './inspector.mjs';
 
-const DEFAULT_MODEL_URL = 'https://huggingface.co/BlinkDL/rwkv7-g1/resolve/main/rwkv7-g1a-0.1b-20250728-ctx4096.pth';
-const DEFAULT_VOCAB_URL = 'https://raw.githubusercontent.com/BlinkDL/ChatRWKV/main/tokenizer/rwkv_vocab_v20230424.txt';
-const TURN_END = '\n\n';
+const DEFAULT_MODEL_URL = G1_MODELS[0].url;
+const DEFAULT_VOCAB_URL = WORLD_VOCAB_URL;
 
 // The sampling controls and their limits come from the options schema (js/options.mjs):
 // a number field (and a slider where the schema has one) for each numeric option with
@@ -26,14 +29,14 @@ const $ = (id) => document.getElementById(id);
 const ui = Object.fromEntries([
   'drawer-toggle', 'drawer-close', 'sidebar', 'scrim', 'model-status', 'model-dot', 'runtime-info', 'memory-info', 'speed-info',
   'chip-speed', 'update-banner', 'update-reload', 'load-form', 'model-url', 'model-url-row', 'model-browse', 'model-file',
-  'model-file-chip', 'model-file-name', 'model-file-clear', 'model-default', 'vocab-url', 'vocab-url-row', 'vocab-browse',
+  'model-file-chip', 'model-file-name', 'model-file-clear', 'model-default', 'model-catalog', 'vocab-url', 'vocab-url-row', 'vocab-browse',
   'vocab-file', 'vocab-file-chip', 'vocab-file-name', 'vocab-file-clear', 'vocab-none', 'quant', 'load-button', 'load-cancel',
   'load-progress-box', 'load-progress', 'load-progress-fill', 'load-progress-text', 'load-error', 'model-offline',
   'chat-list', 'chat-list-empty', 'new-chat-side', 'sampling-mode', 'sampling-defaults', 'sampling-form', 'stop',
   'clear-downloads', 'tab-chat', 'tab-completion', 'panel-chat', 'panel-completion', 'new-chat', 'transcript-wrap',
   'welcome', 'welcome-text', 'welcome-open', 'suggestions', 'chat-notice', 'transcript', 'composer', 'composer-input',
   'send-button', 'stop-button', 'completion-input', 'complete-button', 'complete-stop', 'complete-use', 'completion-output',
-  'stats', 'drop-overlay',
+  'stats', 'drop-overlay', 'chat-options', 'system-prompt', 'thinking', 'json-mode',
 ].map((id) => [id.replace(/-([a-z])/g, (_, c) => c.toUpperCase()), $(id)]));
 
 // ---------------------------------------------------------------- state
@@ -44,19 +47,23 @@ for (const mode of ['chat', 'completion']) prefs.settings[mode] = { ...MODE_DEFA
 prefs.modelUrl ??= DEFAULT_MODEL_URL;
 prefs.vocabUrl ??= DEFAULT_VOCAB_URL;
 prefs.mode ??= 'chat';
+if (!prefs.quant) prefs.quant = 'auto';
+prefs.chatOptions = { system: '', thinking: false, json: false, ...prefs.chatOptions };
 
 const app = {
   model: null,
   modelKey: null,
-  chatSession: null,
   completionSession: null,
   busy: null,           // null | 'loading' | 'generating'
   abort: null,          // AbortController of the load or generation in progress
   modelFile: null,      // File chosen for the model (not remembered across reloads)
   vocabFile: null,
-  chat: null,           // the open chat {id, title, messages, separator, modelKey, ...}; id null until saved
+  chat: null,           // the open chat {id, title, messages, modelKey, ...}; id null until saved
   memoryTimer: 0,
+  plans: null,          // {[catalog id]: planShapes() plan} of the published models
 };
+
+const inspector = createInspector({ model: () => app.model, session: () => (prefs.mode === 'completion' ? app.completionSession : app.chatSession) });
 
 function savePrefs() { store.savePrefs(prefs); }
 
@@ -102,11 +109,11 @@ function explain(err) {
   const message = err?.message ?? String(err);
   if (err instanceof OutOfMemoryError) {
     return { title: 'The model does not fit in memory', message,
-      hint: 'WebAssembly can address at most 4 GB, and the browser may allow less. Try a smaller model, close other tabs, or use fewer chats at once.' };
+      hint: 'WebAssembly can address at most 4 GB, and the browser may allow less. Weights in memory “Automatic” or 4-bit take least (the menu of published models shows each one’s size); else try a smaller model, close other tabs, or use fewer chats at once.' };
   }
   if (err instanceof ModelFormatError) {
     return { title: 'This is not a usable RWKV-7 model file', message,
-      hint: 'The page reads RWKV-7 (x070) models: official .pth or .safetensors checkpoints, or .rwkv files (node js/cli.mjs convert). A partial download or another architecture gives this error.' };
+      hint: 'The page reads RWKV-7 (x070) models: official .pth or .safetensors checkpoints, RWKV-7 GGUF files (llama.cpp), or .rwkv files (node js/cli.mjs convert). A partial download or another architecture gives this error.' };
   }
   if (err instanceof VocabError) {
     return { title: 'The vocabulary does not fit this model', message,
@@ -204,9 +211,10 @@ function useFile(file) {
     prefs.lastVocabFile = file.name;
   } else {
     setFileChip('model', file);
+    showModelMenu();
     prefs.lastModelFile = file.name;
-    // A .rwkv file usually carries its vocabulary: use it rather than download one.
-    if (/\.rwkv$/i.test(file.name) && !app.vocabFile) {
+    // A .rwkv or GGUF file usually carries its vocabulary: use it rather than download one.
+    if (/\.(rwkv|gguf)$/i.test(file.name) && !app.vocabFile) {
       ui.vocabNone.checked = true;
       syncVocabNone();
     }
@@ -240,13 +248,42 @@ function absolute(url) {
   }
 }
 
-/** Whether the library has this URL in its download cache (so loading needs no network). */
+/** The menu of published models, marking the one in the model field. */
+function showModelMenu() {
+  renderModelMenu(ui.modelCatalog, {
+    plans: app.plans, bytesPerSecond: prefs.decodeBytesPerSecond ?? null,
+    selected: app.modelFile ? null : absolute(ui.modelUrl.value.trim()),
+    onChoose(entry) {
+      setFileChip('model', null);
+      ui.modelUrl.value = entry.url;
+      if (!app.vocabFile) ui.vocabUrl.value = WORLD_VOCAB_URL;
+      ui.vocabNone.checked = false;
+      syncVocabNone();
+      ui.loadError.hidden = true;
+      showModelMenu();
+      showOfflineNote();
+    },
+  });
+}
+
+/** What each published model takes in memory here, from the core (no model needed). */
+async function planPublishedModels() {
+  showModelMenu();
+  try {
+    const plans = await planShapes(G1_MODELS.map((m) => shapeDims(m.shape)));
+    app.plans = Object.fromEntries(G1_MODELS.map((m, i) => [m.id, plans[i]]));
+  } catch (err) {
+    console.warn('the published models could not be planned:', err);
+  }
+  showModelMenu();
+}
+
 // The model at the URL is kept on this device as it would be loaded now (the same quant):
 // the converted model with its vocabulary, so no download is needed.
 async function showOfflineNote() {
   const src = modelSource();
   const abs = typeof src === 'string' ? absolute(src) : null;
-  const ok = !!abs && /^https?:/.test(abs) && await isKeptOnDevice(abs, { quant: prefs.quant || undefined }).catch(() => false);
+  const ok = !!abs && /^https?:/.test(abs) && await isKeptOnDevice(abs, { quant: prefs.quant }).catch(() => false);
   ui.modelOffline.hidden = !ok;
   return ok;
 }
@@ -272,7 +309,6 @@ async function disposeModel() {
   const m = app.model;
   app.model = null;
   app.modelKey = null;
-  app.chatSession = null;
   app.completionSession = null;
   if (m) showRuntime(null);
   await m?.dispose().catch(() => {});
@@ -285,11 +321,6 @@ async function loadModel() {
   if (!source) {
     renderAlert(ui.loadError, new InvalidArgumentError('Enter the model’s address, or choose a file.'));
     ui.modelUrl.focus();
-    return;
-  }
-  if (source instanceof Blob && source.size >= 2 ** 32) {
-    // wasm32 addresses 4 GB: say so before reading anything.
-    renderAlert(ui.loadError, new OutOfMemoryError(`${source.name} is ${bytesText(source.size)}; a WebAssembly module can hold at most 4 GB.`));
     return;
   }
   const vocab = vocabSource();
@@ -313,7 +344,7 @@ async function loadModel() {
   try {
     const model = await load(source, {
       vocab,
-      quant: ui.quant.value || undefined,
+      quant: ui.quant.value,
       signal: app.abort.signal,
       onProgress: ({ loaded, total, fraction, bytesPerSecond, secondsLeft, cached }) => {
         if (fraction >= 1) {
@@ -327,7 +358,6 @@ async function loadModel() {
     });
     app.model = model;
     showRuntime(model);
-    app.chatSession = await model.createSession();
     const c = model.config;
     app.modelKey = `${model.name}|${c.nLayer}x${c.nEmbd}x${c.nHead}|V${c.vocabSize}|${c.dtype}`;
     ready = true;
@@ -339,7 +369,7 @@ async function loadModel() {
     ui.modelStatus.parentElement.title = `${model.name}: ${c.nLayer} layers, ${c.nEmbd} wide, ${c.nHead} heads, `
       + `vocabulary of ${c.vocabSize}${model.hasVocab ? '' : ' (no vocabulary loaded)'}, ${c.dtype} weights`;
     if (!model.hasVocab) renderAlert(ui.loadError, new VocabError(''), NO_VOCAB);
-    await syncSessionToChat().catch((err) => console.warn('the chat state could not be restored:', err));
+    showChatNotice();
     startMemoryPolling();
     closeDrawer();
     noteWhenCached(model);
@@ -393,34 +423,21 @@ async function showMemory() {
 // ---------------------------------------------------------------- chats
 
 function blankChat() {
-  return { id: null, title: 'New chat', messages: [], separator: '', modelKey: null, modelName: null, createdAt: Date.now(), updatedAt: Date.now() };
+  return { id: null, title: 'New chat', messages: [], modelKey: null, modelName: null, createdAt: Date.now(), updatedAt: Date.now() };
 }
 
 function chatCompatible() {
   return !app.chat.modelKey || !app.modelKey || app.chat.modelKey === app.modelKey;
 }
 
-/** Puts the open chat's saved state into the chat session (or a fresh state for a new chat). */
-async function syncSessionToChat() {
-  if (!app.chatSession) return;
-  ui.chatNotice.hidden = true;
-  if (!chatCompatible()) {
+/**
+ * Says when the open chat was held with another model. (The chat layer keeps the states of
+ * conversations by their text, in IndexedDB: nothing to restore here.)
+ */
+function showChatNotice() {
+  ui.chatNotice.hidden = chatCompatible();
+  if (!ui.chatNotice.hidden)
     ui.chatNotice.textContent = `This chat was held with another model (${app.chat.modelName ?? 'unknown'}). Load that model to continue it, or start a new chat.`;
-    ui.chatNotice.hidden = false;
-    await app.chatSession.reset();
-    return;
-  }
-  const bytes = app.chat.id ? await store.getState(app.chat.id) : null;
-  if (bytes && app.chat.messages.length) {
-    try {
-      await app.chatSession.restoreState(bytes);
-      return;
-    } catch (err) {
-      ui.chatNotice.textContent = `The saved state of this chat cannot be used (${err.message}). Start a new chat to continue.`;
-      ui.chatNotice.hidden = false;
-    }
-  }
-  await app.chatSession.reset();
 }
 
 function messageElement(msg) {
@@ -440,6 +457,13 @@ function messageElement(msg) {
   bubble.textContent = displayText(msg);
   body.append(bubble);
   if (msg.role === 'assistant') {
+    // The thoughts of a thinking reply, folded away under the answer.
+    const thoughts = document.createElement('details');
+    thoughts.className = 'thoughts';
+    thoughts.innerHTML = '<summary>Thoughts</summary><div class="thought-text"></div>';
+    thoughts.querySelector('.thought-text').textContent = msg.thought ?? '';
+    thoughts.hidden = !msg.thought;
+    body.append(thoughts);
     const meta = document.createElement('div');
     meta.className = 'meta';
     fillMeta(meta, msg);
@@ -516,7 +540,7 @@ async function openChat(id) {
   prefs.activeChatId = id;
   savePrefs();
   renderTranscript();
-  await syncSessionToChat();
+  showChatNotice();
   refreshChatList();
   showMode('chat');
   closeDrawer();
@@ -530,7 +554,6 @@ async function newChat() {
   savePrefs();
   renderTranscript();
   ui.chatNotice.hidden = true;
-  if (app.chatSession) await app.chatSession.reset().catch(() => {});
   ui.stats.textContent = '';
   refreshChatList();
   showMode('chat');
@@ -578,6 +601,7 @@ function generationOptions(mode) {
   const opts = {};
   for (const k of SAMPLING_KEYS) if (s[k] !== null && s[k] !== undefined && k !== 'banEndOfText') opts[k] = s[k];
   if (s.banEndOfText) opts.bannedTokens = [0];
+  if (inspector.tracing) opts.trace = true;
   return opts;
 }
 
@@ -600,6 +624,14 @@ function liveSpeed() {
     done(result) {
       clearInterval(timer);
       ui.chipSpeed.classList.remove('live');
+      // Decoding reads every weight once a token: the rate in bytes per second predicts
+      // the other models' speed in the menu.
+      const bytes = app.model?.config.memoryBytes;
+      if (result?.tokens > 8 && result.tokensPerSecond > 0 && bytes) {
+        prefs.decodeBytesPerSecond = result.tokensPerSecond * bytes;
+        savePrefs();
+        showModelMenu();
+      }
       if (result?.tokens > 1) ui.speedInfo.textContent = `${rateText(result.tokensPerSecond)} tok/s`;
       else if (pieces > 1) show();
     },
@@ -607,22 +639,16 @@ function liveSpeed() {
 }
 
 function statsText(r) {
-  const parts = [`${r.tokens} token${r.tokens === 1 ? '' : 's'}`, `${rateText(r.tokensPerSecond)} tokens/s`,
-    `prompt ${r.promptTokens} token${r.promptTokens === 1 ? '' : 's'} in ${r.prefillMs.toFixed(0)} ms`];
+  const parts = [`${r.tokens} token${r.tokens === 1 ? '' : 's'}`, `${rateText(r.tokensPerSecond)} tokens/s`];
+  if (r.promptTokens !== undefined)
+    parts.push(`prompt ${r.promptTokens} token${r.promptTokens === 1 ? '' : 's'}${r.cachedTokens ? ` (${r.cachedTokens} cached)` : ''} in ${r.prefillMs.toFixed(0)} ms`);
   if (STOP_REASONS[r.stopReason] && r.stopReason !== 'stop') parts.push(STOP_REASONS[r.stopReason]);
   return parts.join(' · ');
 }
 
-/** After a failed call: a crashed worker is restarted and the chat's saved state put back. */
-async function recoverSession(err) {
-  if (!(err instanceof WorkerCrashedError) || !app.model) return;
-  try {
-    app.chatSession = await app.model.createSession();
-    app.completionSession = null;
-    await syncSessionToChat();
-  } catch (e) {
-    console.warn('the model could not be restarted:', e);
-  }
+/** After a failed call: a crashed worker is restarted (with the next call) and the completion session made anew. */
+function recoverSession(err) {
+  if (err instanceof WorkerCrashedError) app.completionSession = null;
 }
 
 function needModel() {
@@ -643,7 +669,9 @@ async function streamGeneration(start, out, speed) {
     const gen = await start();
     try {
       for await (const piece of gen) {
-        out.push(piece);
+        const text = inspector.take(piece);  // a traced piece feeds the inspector panel
+        if (!text) continue;
+        out.push(text);
         speed.piece();
       }
     } catch (err) {
@@ -677,11 +705,17 @@ async function sendMessage(text) {
     return;
   }
   const chat = app.chat;
-  const session = app.chatSession;
   ui.composerInput.value = '';
   autoGrow();
   const userMsg = { role: 'user', text: clean };
-  const reply = { role: 'assistant', text: '' };
+  const reply = { role: 'assistant', text: '', thought: '' };
+  const { system, thinking, json } = prefs.chatOptions;
+  // The request: the conversation as OpenAI messages, the settings under their OpenAI names.
+  const messages = [
+    ...(system.trim() ? [{ role: 'system', content: system }] : []),
+    ...chat.messages.map((m) => ({ role: m.role, content: m.text })),
+    { role: 'user', content: clean },
+  ];
   chat.messages.push(userMsg, reply);
   if (!chat.id) {
     chat.id = store.newChatId();
@@ -696,6 +730,7 @@ async function sendMessage(text) {
   const replyEl = messageElement(reply);
   replyEl.classList.add('streaming');
   const bubble = replyEl.querySelector('.bubble');
+  const thoughts = replyEl.querySelector('.thoughts');
   ui.transcript.setAttribute('aria-busy', 'true');
   ui.transcript.append(userEl, replyEl);
   ui.transcriptWrap.scrollTop = ui.transcriptWrap.scrollHeight;
@@ -705,21 +740,55 @@ async function sendMessage(text) {
   updateControls();
   ui.stats.textContent = 'Generating…';
   const speed = liveSpeed();
-  const opts = generationOptions('chat');
-  const prompt = `${chat.separator ?? ''}User: ${clean}${TURN_END}Assistant:`;
-  const out = streamer((t) => {
+  const show = (update) => (t) => {
     const stick = nearBottom(ui.transcriptWrap);
-    reply.text += t;
+    update(t);
     bubble.textContent = displayText(reply);
+    thoughts.querySelector('.thought-text').textContent = reply.thought;
+    thoughts.hidden = !reply.thought;
     if (stick) ui.transcriptWrap.scrollTop = ui.transcriptWrap.scrollHeight;
-  });
-  const { result, failure } = await streamGeneration(() => session.generate(prompt, { ...opts, signal: app.abort.signal }), out, speed);
+  };
+  const answerOut = streamer(show((t) => { reply.text += t; }));
+  const thoughtOut = streamer(show((t) => { reply.thought += t; }));
+  const started = performance.now();
+  let first = 0, pieces = 0, usage = null, finish = null, failure = null, aborted = false;
+  try {
+    const stream = await app.model.chat.completions.create({
+      ...requestFields(generationOptions('chat')), messages, stream: true, signal: app.abort.signal,
+      thinking: thinking && !json, ...(json ? { response_format: { type: 'json_object' } } : {}),
+    });
+    for await (const chunk of stream) {
+      usage = chunk.usage ?? usage;
+      const c = chunk.choices[0];
+      if (!c) continue;
+      finish = c.finish_reason ?? finish;
+      if (!c.delta.content && !c.delta.reasoning_content) continue;
+      first ||= performance.now();
+      pieces++;
+      speed.piece();
+      if (c.delta.content) answerOut.push(c.delta.content);
+      if (c.delta.reasoning_content) thoughtOut.push(c.delta.reasoning_content);
+    }
+  } catch (err) {
+    if (err?.name === 'AbortError') aborted = true;
+    else failure = err;
+  }
+  answerOut.end();
+  thoughtOut.end();
+  const ended = performance.now();
+  // An aborted reply has no usage: its pieces (one per token but where UTF-8 is split) count.
+  const tokens = usage?.completion_tokens ?? pieces;
+  const result = failure ? null : {
+    tokens, tokensPerSecond: tokens > 1 && ended > first ? (tokens - 1) / ((ended - first) / 1000) : 0,
+    promptTokens: usage?.prompt_tokens, cachedTokens: usage?.prompt_tokens_details.cached_tokens,
+    prefillMs: (first || ended) - started, stopReason: aborted ? 'aborted' : finish === 'length' ? 'max_tokens' : 'stop',
+  };
   speed.done(result);
   replyEl.classList.remove('streaming');
   ui.transcript.setAttribute('aria-busy', 'false');
 
   if (failure) {
-    // The turn is not part of the state: take it back and put the message back in the box.
+    // Take the turn back and put the message back in the box.
     chat.messages.splice(chat.messages.length - 2, 2);
     userEl.remove();
     replyEl.remove();
@@ -728,20 +797,17 @@ async function sendMessage(text) {
     autoGrow();
     const { title, message } = explain(failure);
     ui.stats.textContent = `${title}${message ? `: ${message}` : ''}`;
-    await recoverSession(failure);
+    recoverSession(failure);
   } else {
-    reply.stopped = result.stopReason === 'aborted';
+    reply.stopped = aborted;
+    if (!reply.thought) delete reply.thought;
     reply.meta = { tokens: result.tokens, tokensPerSecond: result.tokensPerSecond, stopReason: result.stopReason };
     fillMeta(replyEl.querySelector('.meta'), reply);
     bubble.textContent = displayText(reply);
-    // The state has read the blank line that ends a reply only when the reply stopped there.
-    const onlyTurnEnd = opts.stop?.length === 1 && opts.stop[0] === TURN_END;
-    chat.separator = result.stopReason === 'stop' && onlyTurnEnd ? '' : TURN_END;
     chat.updatedAt = Date.now();
     ui.stats.textContent = statsText(result);
     try {
-      const state = await session.saveState();
-      await store.saveChat(chat, state);
+      await store.saveChat(chat, null);  // no state of its own: the chat layer keeps states by prefix
       prefs.activeChatId = chat.id;
       savePrefs();
     } catch (err) {
@@ -950,6 +1016,7 @@ function wire() {
   ui.vocabFile.addEventListener('change', () => useFile(ui.vocabFile.files[0]));
   ui.modelFileClear.addEventListener('click', () => {
     setFileChip('model', null);
+    showModelMenu();
     ui.modelFile.value = '';
     ui.modelUrl.focus();
   });
@@ -968,6 +1035,7 @@ function wire() {
   });
   ui.vocabNone.addEventListener('change', syncVocabNone);
   for (const input of [ui.modelUrl, ui.vocabUrl]) input.addEventListener('input', () => { ui.loadError.hidden = true; });
+  ui.modelUrl.addEventListener('input', showModelMenu);
 
   // drag and drop anywhere
   let depth = 0;
@@ -1073,6 +1141,14 @@ function wire() {
       readSetting(t);
     }
   });
+  ui.systemPrompt.value = prefs.chatOptions.system;
+  ui.thinking.checked = prefs.chatOptions.thinking;
+  ui.jsonMode.checked = prefs.chatOptions.json;
+  ui.chatOptions.addEventListener('submit', (e) => e.preventDefault());
+  ui.chatOptions.addEventListener('input', () => {
+    prefs.chatOptions = { system: ui.systemPrompt.value, thinking: ui.thinking.checked, json: ui.jsonMode.checked };
+    savePrefs();
+  });
   ui.samplingDefaults.addEventListener('click', () => {
     prefs.settings[prefs.mode] = { ...MODE_DEFAULTS[prefs.mode] };
     savePrefs();
@@ -1175,8 +1251,9 @@ async function start() {
   ui.modelUrl.value = prefs.modelUrl;
   ui.vocabUrl.value = prefs.vocabUrl;
   ui.vocabNone.checked = !!prefs.vocabNone;
-  ui.quant.value = prefs.quant ?? '';
+  ui.quant.value = prefs.quant;
   syncVocabNone();
+  planPublishedModels();
   if (prefs.completionPrompt !== undefined) ui.completionInput.value = prefs.completionPrompt;
   buildSamplingFields();
   wire();

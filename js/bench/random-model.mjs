@@ -8,18 +8,10 @@
 // spread. The test fixtures (scripts/make-fixtures.mjs) are built by the same rules.
 import { mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
+import { SHAPES } from '../catalog.mjs';
 import { writePthFile } from '../formats/pth-writer.mjs';
 
-/**
- * The published RWKV-7 shapes (World / G1 checkpoints): L layers, C embedding, N head
- * size, F = 4C, V vocabulary, Dw/Da/Dv/Dg the ranks of the decay, a, v and gate LoRAs.
- */
-export const SHAPES = {
-  '0.1B': { L: 12, C: 768, Dw: 64, Da: 64, Dv: 32, Dg: 128 },
-  '0.4B': { L: 24, C: 1024, Dw: 64, Da: 64, Dv: 32, Dg: 128 },
-  '1.5B': { L: 24, C: 2048, Dw: 96, Da: 96, Dv: 64, Dg: 256 },
-  '2.9B': { L: 32, C: 2560, Dw: 96, Da: 96, Dv: 64, Dg: 320 },
-};
+export { SHAPES };
 
 /** The full config {name, seed, L, C, N, F, V, Dw, Da, Dv, Dg, block0V} of a published shape. */
 export function shapeConfig(shape) {

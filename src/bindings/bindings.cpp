@@ -1,5 +1,6 @@
 // Embind bindings: the only file that knows about JavaScript. Few exports, bulk data:
-// model bytes are written by JS straight into the wasm heap and handed over by pointer;
+// model bytes are written by JS straight into the wasm heap, chunk by chunk, where the
+// streaming loader asks for them (Loader.window);
 // logits and states come back as typed-array views of wasm memory (no copies), valid
 // until the next call that may grow the heap.
 //
@@ -19,6 +20,7 @@
 #include <optional>
 
 #include "kernels/kernels.h"
+#include "model/loader.h"
 #include "model/runner.h"
 #include "model/state_file.h"
 #include "text/generate.h"
@@ -155,6 +157,13 @@ void read_option(const val& o, std::string& field, const char* name, const char*
   field = v.as<std::string>();
 }
 
+void read_option(const val& o, bool& field, const char* name, const char* openai) {
+  const val v = o[name];
+  if (v.isUndefined() || v.isNull()) return;
+  if (!v.isTrue() && !v.isFalse()) throw Error(option_message(name, openai, "must be true or false"));
+  field = v.isTrue();
+}
+
 // {token id: bias}: keys are decimal token ids, values finite numbers (checked by the core).
 void read_option(const val& o, std::vector<std::pair<int32_t, float>>& field, const char* name, const char* openai) {
   const val bias = o[name];
@@ -183,6 +192,7 @@ SamplerOptions sampler_options(const val& o) {
   RWKV_SAMPLER_LISTS(RWKV_READ)
   RWKV_SAMPLER_MAPS(RWKV_READ)
   RWKV_SAMPLER_STRINGS(RWKV_READ)
+  RWKV_SAMPLER_BOOLS(RWKV_READ)
   return out;
 }
 
@@ -194,6 +204,7 @@ GenerateOptions generate_options(const val& o) {
   RWKV_GENERATE_LISTS(RWKV_READ)
   RWKV_GENERATE_MAPS(RWKV_READ)
   RWKV_GENERATE_STRINGS(RWKV_READ)
+  RWKV_GENERATE_BOOLS(RWKV_READ)
   return out;
 }
 #undef RWKV_READ_NUMBER
@@ -242,22 +253,6 @@ class WasmState {
 
 class WasmModel {
  public:
-  // Takes ownership of `size` bytes at `ptr`, allocated with _malloc, whatever happens.
-  // `matrices`: -1 keeps the matrices as they are in the file, else the DType number to
-  // convert them to on load (dtypeCodes() names them; see LoadOptions).
-  static WasmModel* fromHeap(uintptr_t ptr, size_t size, int matrices) {
-    Bytes bytes = Bytes::adopt(reinterpret_cast<uint8_t*>(ptr), size);
-    return guard([&] {
-      LoadOptions options;
-      if (matrices != -1) {
-        if (matrices < 0 || matrices > int(DType::Q4_0) || DType(matrices) == DType::F16)
-          throw Error("unknown weight type " + std::to_string(matrices) + " for the matrices");
-        options.matrices = DType(matrices);
-      }
-      return new WasmModel(Model::load(std::move(bytes), options));
-    });
-  }
-
   val config() const {
     const Config& c = model_->config();
     val o = val::object();
@@ -341,6 +336,7 @@ class WasmModel {
   }
 
  private:
+  friend class WasmLoader;
   explicit WasmModel(std::unique_ptr<Model> m) : model_(std::move(m)), runner_(*model_) {}
   static val view(std::span<const float> s) { return val(emscripten::typed_memory_view(s.size(), s.data())); }
   std::unique_ptr<Model> model_;
@@ -349,6 +345,125 @@ class WasmModel {
   std::optional<RwkvFileImage> image_;  // the last fileParts result
   std::string image_vocab_;
   friend class WasmGenerator;
+};
+
+// The weight type a `matrices` code names (-1: as in the file; else a DType number,
+// dtypeCodes() names them).
+LoadOptions load_options(int matrices) {
+  LoadOptions options;
+  if (matrices != -1) {
+    if (matrices < 0 || matrices > int(DType::Q4_0) || DType(matrices) == DType::F16)
+      throw Error("unknown weight type " + std::to_string(matrices) + " for the matrices");
+    options.matrices = DType(matrices);
+  }
+  return options;
+}
+
+// {nLayer, nEmbd, vocabSize, bytes: {stored, F32, BF16, Q8_0, Q4_0}, vocabBytes, largestTensor}
+// (0 bytes: a precision the model cannot be held in).
+val plan_object(const ModelPlan& p) {
+  val o = val::object();
+  o.set("nLayer", p.config.n_layer);
+  o.set("nEmbd", p.config.C);
+  o.set("vocabSize", p.config.V);
+  val bytes = val::object();
+  bytes.set("stored", double(p.as_stored));
+  bytes.set("F32", double(p.f32));
+  bytes.set("BF16", double(p.bf16));
+  bytes.set("Q8_0", double(p.q8_0));
+  bytes.set("Q4_0", double(p.q4_0));
+  o.set("bytes", bytes);
+  o.set("vocabBytes", double(p.vocab_bytes));
+  o.set("largestTensor", double(p.largest_tensor));
+  return o;
+}
+
+// The plan of a model of these dimensions stored as bf16 (plan_for_shape): {nLayer, nEmbd,
+// headSize, ffnSize, vocabSize, loraW, loraA, loraV, loraG} in, as plan() out.
+val plan_shape(val shape) {
+  return guard([&] {
+    Config c;
+    c.n_layer = shape["nLayer"].as<int>();
+    c.C = shape["nEmbd"].as<int>();
+    c.N = shape["headSize"].as<int>();
+    if (c.N <= 0 || c.C % c.N != 0) throw Error("planShape: nEmbd must be a multiple of headSize");
+    c.H = c.C / c.N;
+    c.F = shape["ffnSize"].as<int>();
+    c.V = shape["vocabSize"].as<int>();
+    c.Dw = shape["loraW"].as<int>();
+    c.Da = shape["loraA"].as<int>();
+    c.Dv = shape["loraV"].as<int>();
+    c.Dg = shape["loraG"].as<int>();
+    return plan_object(plan_for_shape(c));
+  });
+}
+
+// A model file streamed into the heap (model/loader.h): JS writes each chunk at window()
+// (a heap offset; windowSize() bytes at most) and calls commit(n). Once planned(), plan()
+// tells the bytes of each precision and start(code) allocates the model; finish() gives
+// it. With `file`, the loader writes a .rwkv file instead (startFile, ready, pop).
+// Deleting the loader frees whatever it holds.
+class WasmLoader {
+ public:
+  explicit WasmLoader(bool file) : loader(file ? StreamLoader::Output::File : StreamLoader::Output::Model) {}
+  double window() {
+    return guard([&] {
+      const std::span<uint8_t> w = loader.window();
+      window_size_ = w.size();
+      return double(reinterpret_cast<uintptr_t>(w.data()));
+    });
+  }
+  double windowSize() const { return double(window_size_); }
+  void commit(double n) { guard([&] { loader.commit(size_t(n)); }); }
+  bool planned() const { return loader.planned(); }
+  bool started() const { return loader.started(); }
+  // {nLayer, nEmbd, vocabSize, bytes: {stored, F32, BF16, Q8_0, Q4_0}, vocabBytes, largestTensor}
+  // (0 bytes: a precision this file cannot be held in).
+  val plan() const {
+    return guard([&] { return plan_object(loader.plan()); });
+  }
+  void start(int matrices) { guard([&] { loader.start(load_options(matrices)); }); }
+  // Output::File: `vocab` (bytes; empty keeps the file's) and `metadata` (JSON object of
+  // strings): {size, header: a view of the file's first bytes}, or an error record.
+  val startFile(int matrices, const std::string& vocab, const std::string& metadata) {
+    return checked([&] {
+      if (!vocab.empty()) {
+        const size_t n = Tokenizer::from_vocab_text(vocab).vocab_size();
+        if (n > size_t(loader.plan().config.V))
+          throw Error("the vocabulary has " + std::to_string(n) + " tokens but the model only " +
+                      std::to_string(loader.plan().config.V) + ": wrong vocabulary file?");
+      }
+      loader.start(load_options(matrices), vocab, parse_metadata_json(metadata));
+      const std::string& h = loader.file_header();
+      val o = val::object();
+      o.set("size", double(loader.file_size()));
+      o.set("dtype", std::string(dtype_name(loader.weight_dtype())));
+      o.set("header", val(emscripten::typed_memory_view(h.size(), reinterpret_cast<const uint8_t*>(h.data()))));
+      return o;
+    });
+  }
+  // The next complete part of the file: [file offset, heap offset, bytes], or null.
+  val ready() const {
+    const auto p = loader.ready();
+    if (!p) return val::null();
+    val a = val::array();
+    a.call<void>("push", double(p->offset), double(reinterpret_cast<uintptr_t>(p->data)), double(p->size));
+    return a;
+  }
+  void pop() { guard([&] { loader.pop(); }); }
+  WasmModel* finish() {
+    return guard([&]() -> WasmModel* {
+      auto m = loader.finish();
+      return m ? new WasmModel(std::move(m)) : nullptr;
+    });
+  }
+  double position() const { return double(loader.position()); }
+  double heldBytes() const { return double(loader.held_bytes()); }
+  double peakBytes() const { return double(loader.peak_bytes()); }
+
+ private:
+  StreamLoader loader;
+  size_t window_size_ = 0;
 };
 
 // A generation, idle until start().
@@ -379,6 +494,13 @@ class WasmGenerator {
   }
   // Text held back at the end (an incomplete character, a partial stop-string match).
   val finish() { return gen ? js_text(gen->finish()) : val(std::string()); }
+  // With the trace option: the records of the tokens the last next() fed, a view of
+  // (tokens, record size) floats valid until the next call (docs/inspect.md); else null.
+  val trace() const {
+    const Trace* t = gen ? gen->trace() : nullptr;
+    if (!t) return val::null();
+    return val(emscripten::typed_memory_view(t->tokens() * t->record_size(), t->data()));
+  }
   std::optional<Generator> gen;
 };
 
@@ -430,7 +552,7 @@ val sample_once(const val& logits, const val& options) {
 }
 
 // The weight types the matrices can be converted to on load, by name: {F32: 0, BF16: 2, ...}
-// (the numbers Model.fromHeap takes).
+// (the numbers Loader.start takes).
 val dtype_codes() {
   val o = val::object();
   for (int i = 0; i < kDTypeCount; ++i)
@@ -444,6 +566,7 @@ EMSCRIPTEN_BINDINGS(rwkv) {
   using namespace emscripten;
   function("simd", +[]() { return std::string(kernels::simd_name()); });
   function("dtypeCodes", &dtype_codes);
+  function("planShape", &plan_shape);
   // Prompt tokens fed between two looks at the abort flag (the generator's and the worker's).
   function("prefillSlice", +[]() { return int(Generator::kPrefillSlice); });
   function("sampleOnce", &sample_once);
@@ -459,7 +582,8 @@ EMSCRIPTEN_BINDINGS(rwkv) {
       .constructor<>()
       .function("start", &WasmGenerator::start)
       .function("next", &WasmGenerator::next)
-      .function("finish", &WasmGenerator::finish);
+      .function("finish", &WasmGenerator::finish)
+      .function("trace", &WasmGenerator::trace);
   class_<WasmGrammar>("Grammar")
       .constructor<>()
       .function("start", &WasmGrammar::start)
@@ -472,8 +596,23 @@ EMSCRIPTEN_BINDINGS(rwkv) {
       .function("size", &WasmState::size)
       .function("reset", &WasmState::reset)
       .function("copyFrom", &WasmState::copyFrom);
+  class_<WasmLoader>("Loader")
+      .constructor<bool>()
+      .function("window", &WasmLoader::window)
+      .function("windowSize", &WasmLoader::windowSize)
+      .function("commit", &WasmLoader::commit)
+      .function("planned", &WasmLoader::planned)
+      .function("started", &WasmLoader::started)
+      .function("plan", &WasmLoader::plan)
+      .function("start", &WasmLoader::start)
+      .function("startFile", &WasmLoader::startFile)
+      .function("ready", &WasmLoader::ready)
+      .function("pop", &WasmLoader::pop)
+      .function("finish", &WasmLoader::finish, allow_raw_pointers())
+      .function("position", &WasmLoader::position)
+      .function("heldBytes", &WasmLoader::heldBytes)
+      .function("peakBytes", &WasmLoader::peakBytes);
   class_<WasmModel>("Model")
-      .class_function("fromHeap", &WasmModel::fromHeap, allow_raw_pointers())
       .function("config", &WasmModel::config)
       .function("newState", &WasmModel::newState, allow_raw_pointers())
       .function("setThreads", &WasmModel::setThreads)

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "base/bytes.h"
+#include "formats/gguf.h"
 #include "formats/rwkv_file.h"
 #include "base/json.h"
 #include "formats/pickle.h"
@@ -55,8 +56,8 @@ namespace {
 constexpr int kMaxDims = 8;
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 
-// Checks a view (offset, shape, stride) of a storage of `numel` elements: every index the
-// view can address must lie inside the storage, with no overflow along the way.
+}  // namespace
+
 void check_view(const std::string& name, int64_t numel, int64_t offset, const std::vector<int64_t>& shape,
                 const std::vector<int64_t>& stride) {
   auto bad = [&](const std::string& why) { throw Error("tensor '" + name + "': " + why); };
@@ -87,6 +88,55 @@ void check_view(const std::string& name, int64_t numel, int64_t offset, const st
   }
   if (last >= numel) bad("storage of " + std::to_string(numel) + " elements is too small for its shape");
 }
+
+
+std::vector<SafetensorsEntry> parse_safetensors_header(std::string_view json, uint64_t data_size) {
+  const Json::Node root = Json(json, "safetensors header").parse();
+  if (root.kind != Json::Node::Kind::Object) throw Error("safetensors header is not a JSON object");
+  std::vector<SafetensorsEntry> out;
+  for (size_t m = 0; m < root.keys.size(); ++m) {
+    const std::string& name = root.keys[m];
+    const Json::Node& node = root.values[m];
+    if (name == "__metadata__") continue;
+    auto bad = [&](const std::string& why) { throw Error("safetensors tensor '" + name + "': " + why); };
+    const auto* dt = node.get("dtype");
+    const auto* shape = node.get("shape");
+    const auto* offs = node.get("data_offsets");
+    if (!dt || !shape || !offs || dt->kind != Json::Node::Kind::String || shape->kind != Json::Node::Kind::Array ||
+        offs->kind != Json::Node::Kind::Array || offs->elements.size() != 2)
+      bad("needs dtype, shape and data_offsets");
+    DType dtype = DType::F32;
+    if (dt->str == "F32") dtype = DType::F32;
+    else if (dt->str == "F16") dtype = DType::F16;
+    else if (dt->str == "BF16") dtype = DType::BF16;
+    else bad("dtype " + dt->str + " is not supported (F32, F16 and BF16 are)");
+    SafetensorsEntry e{name, dtype, {}, 0, 0};
+    for (const auto& d : shape->elements) {
+      if (d.kind != Json::Node::Kind::Number) bad("shape holds a non-integer");
+      e.shape.push_back(d.num);
+    }
+    if (e.shape.size() > kMaxDims) bad("has too many dimensions");
+    int64_t numel = 1;
+    for (size_t d = e.shape.size(); d-- > 0;) {
+      if (e.shape[d] < 0 || e.shape[d] > kMaxDim) bad("dimension " + std::to_string(e.shape[d]) + " is out of range");
+      if (e.shape[d] != 0 && numel > kMaxDim / e.shape[d]) bad("shape " + shape_string(e.shape) + " is too large");
+      numel *= e.shape[d];
+    }
+    const int64_t begin = offs->elements[0].num, end = offs->elements[1].num;
+    if (begin < 0 || end < begin || uint64_t(end) > data_size)
+      bad("data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] lie outside the " +
+          std::to_string(data_size) + " data bytes (truncated download?)");
+    if (uint64_t(end - begin) != uint64_t(numel) * dtype_size(dtype))
+      bad("shape " + shape_string(e.shape) + " needs " + std::to_string(numel * int64_t(dtype_size(dtype))) +
+          " bytes but data_offsets give " + std::to_string(end - begin));
+    e.begin = uint64_t(begin);
+    e.end = uint64_t(end);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+namespace {
 
 std::vector<TensorInfo> read_pth(const uint8_t* data, size_t size) {
   const auto entries = read_zip(data, size);
@@ -127,50 +177,13 @@ std::vector<TensorInfo> read_safetensors(const uint8_t* data, size_t size) {
   const uint64_t header_len = r.le<uint64_t>();
   if (header_len > r.remaining())
     r.fail("header of " + std::to_string(header_len) + " bytes is longer than the file (truncated download?)");
-  const Json::Node root = Json(r.str(header_len), "safetensors header").parse();
-  if (root.kind != Json::Node::Kind::Object) throw Error("safetensors header is not a JSON object");
+  const std::string_view json = r.str(header_len);
   const uint8_t* base = data + 8 + header_len;
-  const uint64_t data_size = size - 8 - header_len;
   std::vector<TensorInfo> out;
-  for (size_t m = 0; m < root.keys.size(); ++m) {
-    const std::string& name = root.keys[m];
-    const Json::Node& node = root.values[m];
-    if (name == "__metadata__") continue;
-    auto bad = [&](const std::string& why) { throw Error("safetensors tensor '" + name + "': " + why); };
-    const auto* dt = node.get("dtype");
-    const auto* shape = node.get("shape");
-    const auto* offs = node.get("data_offsets");
-    if (!dt || !shape || !offs || dt->kind != Json::Node::Kind::String || shape->kind != Json::Node::Kind::Array ||
-        offs->kind != Json::Node::Kind::Array || offs->elements.size() != 2)
-      bad("needs dtype, shape and data_offsets");
-    DType dtype = DType::F32;
-    if (dt->str == "F32") dtype = DType::F32;
-    else if (dt->str == "F16") dtype = DType::F16;
-    else if (dt->str == "BF16") dtype = DType::BF16;
-    else bad("dtype " + dt->str + " is not supported (F32, F16 and BF16 are)");
-    TensorInfo t{name, dtype, {}, {}, nullptr};
-    for (const auto& d : shape->elements) {
-      if (d.kind != Json::Node::Kind::Number) bad("shape holds a non-integer");
-      t.shape.push_back(d.num);
-    }
-    if (t.shape.size() > kMaxDims) bad("has too many dimensions");
-    t.stride.assign(t.shape.size(), 1);
-    int64_t numel = 1;
-    for (size_t d = t.shape.size(); d-- > 0;) {
-      if (t.shape[d] < 0 || t.shape[d] > kMaxDim) bad("dimension " + std::to_string(t.shape[d]) + " is out of range");
-      t.stride[d] = numel;
-      if (t.shape[d] != 0 && numel > kMaxDim / t.shape[d]) bad("shape " + shape_string(t.shape) + " is too large");
-      numel *= t.shape[d];
-    }
-    const int64_t begin = offs->elements[0].num, end = offs->elements[1].num;
-    if (begin < 0 || end < begin || uint64_t(end) > data_size)
-      bad("data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] lie outside the " +
-          std::to_string(data_size) + " data bytes (truncated download?)");
-    if (uint64_t(end - begin) != uint64_t(numel) * dtype_size(dtype))
-      bad("shape " + shape_string(t.shape) + " needs " + std::to_string(numel * int64_t(dtype_size(dtype))) +
-          " bytes but data_offsets give " + std::to_string(end - begin));
-    t.data = base + begin;
-    out.push_back(std::move(t));
+  for (auto& e : parse_safetensors_header(json, size - 8 - header_len)) {
+    std::vector<int64_t> stride(e.shape.size(), 1);
+    for (size_t d = e.shape.size(); d-- > 1;) stride[d - 1] = stride[d] * e.shape[d];
+    out.push_back({std::move(e.name), e.dtype, std::move(e.shape), std::move(stride), base + e.begin});
   }
   return out;
 }
@@ -179,11 +192,17 @@ std::vector<TensorInfo> read_safetensors(const uint8_t* data, size_t size) {
 
 std::vector<TensorInfo> read_checkpoint(const uint8_t* data, size_t size) {
   if (is_rwkv_file(data, size)) return read_rwkv_file(data, size);
+  if (is_gguf(data, size)) throw Error("a GGUF file holds a whole model: it can only be loaded as one");
   if (size >= 4 && std::memcmp(data, "PK\x03\x04", 4) == 0) return read_pth(data, size);
   if (size >= 9 && data[8] == '{') return read_safetensors(data, size);
   if (size >= 2 && std::memcmp(data, "PK", 2) == 0) return read_pth(data, size);
-  throw Error("unrecognised model file: neither a PyTorch .pth (zip), a .safetensors nor a .rwkv file" +
+  throw Error("unrecognised model file: neither a PyTorch .pth (zip), a .safetensors, a GGUF nor a .rwkv file" +
               std::string(size == 0 ? " (it is empty)" : ""));
+}
+
+std::vector<TensorInfo> read_checkpoint(const uint8_t* data, size_t size, CheckpointExtras& extras) {
+  if (is_gguf(data, size)) return read_gguf(data, size, extras.large, extras.owned, extras.vocab);
+  return read_checkpoint(data, size);
 }
 
 }  // namespace rwkv

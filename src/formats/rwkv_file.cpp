@@ -49,12 +49,9 @@ Entry place(const std::string& what, const Node& obj, uint64_t header_end, uint6
   return {what, uint64_t(offset), uint64_t(bytes)};
 }
 
-struct Parsed {
-  std::vector<TensorInfo> tensors;
-  std::string_view vocab;
-};
+}  // namespace
 
-Parsed parse(const uint8_t* data, size_t size) {
+uint32_t rwkv_header_bytes(const uint8_t* data, size_t size) {
   if (!is_rwkv_file(data, size)) fail("the file does not start with the .rwkv magic bytes");
   Reader r(data, size, "rwkv file");
   r.take(8);
@@ -65,9 +62,14 @@ Parsed parse(const uint8_t* data, size_t size) {
          std::to_string(kRwkvFileVersion) + "; a newer rwkv-web may read it)");
   const uint32_t header_len = r.le<uint32_t>();
   if (header_len > kRwkvMaxHeaderBytes) fail("JSON header of " + std::to_string(header_len) + " bytes is implausibly large");
-  if (header_len > r.remaining())
+  return header_len;
+}
+
+RwkvFileTable read_rwkv_table(const uint8_t* data, size_t size, uint64_t file_size) {
+  const uint32_t header_len = rwkv_header_bytes(data, size);
+  if (header_len > size - kRwkvFilePrefix)
     fail("JSON header of " + std::to_string(header_len) + " bytes is longer than the file (truncated download?)");
-  const Node root = Json(r.str(header_len), "rwkv file header").parse();
+  const Node root = Json({reinterpret_cast<const char*>(data) + kRwkvFilePrefix, header_len}, "rwkv file header").parse();
   const uint64_t header_end = kRwkvFilePrefix + header_len;
   if (root.kind != Kind::Object) fail("the header is not a JSON object");
 
@@ -75,7 +77,8 @@ Parsed parse(const uint8_t* data, size_t size) {
   if (!arch || arch->kind != Kind::String) fail("the header has no \"architecture\" string");
   if (arch->str != "x070") fail("architecture '" + arch->str + "' is not supported (only RWKV-7, \"x070\")");
 
-  Parsed out;
+  RwkvFileTable out;
+  out.header_end = header_end;
   std::vector<Entry> entries;
   const Node* tensors = root.get("tensors");
   if (!tensors || tensors->kind != Kind::Object) fail("the header has no \"tensors\" object");
@@ -100,13 +103,14 @@ Parsed parse(const uint8_t* data, size_t size) {
       info.shape.push_back(d.num);
     }
     const uint64_t need = rwkv_tensor_bytes(what, dtype, info.shape);
-    Entry e = place(what, t, header_end, size);
+    Entry e = place(what, t, header_end, file_size);
     if (e.bytes != need)
       fail(what + ": " + dtype_name(dtype) + " " + shape_string(info.shape) + " needs " + std::to_string(need) +
            " bytes but its entry says " + std::to_string(e.bytes));
     info.stride.assign(info.shape.size(), 1);
     for (size_t d = info.shape.size(); d-- > 1;) info.stride[d - 1] = info.stride[d] * info.shape[d];
-    info.data = data + e.offset;
+    info.data = nullptr;
+    out.offsets.push_back(e.offset);
     entries.push_back(std::move(e));
     out.tensors.push_back(std::move(info));
   }
@@ -117,8 +121,10 @@ Parsed parse(const uint8_t* data, size_t size) {
     if (!format || format->kind != Kind::String) fail("the vocabulary needs a \"format\" string");
     if (format->str != kRwkvVocabFormat)
       fail("vocabulary format '" + format->str + "' is unknown (\"" + std::string(kRwkvVocabFormat) + "\" is supported)");
-    Entry e = place("vocabulary", *vocab, header_end, size);
-    out.vocab = {reinterpret_cast<const char*>(data + e.offset), size_t(e.bytes)};
+    Entry e = place("vocabulary", *vocab, header_end, file_size);
+    out.has_vocab = true;
+    out.vocab_offset = e.offset;
+    out.vocab_bytes = e.bytes;
     entries.push_back(std::move(e));
   }
 
@@ -160,6 +166,15 @@ Parsed parse(const uint8_t* data, size_t size) {
   return out;
 }
 
+namespace {
+
+// The table of a whole .rwkv file in memory, its tensors pointing into `data`.
+RwkvFileTable parse(const uint8_t* data, size_t size) {
+  RwkvFileTable t = read_rwkv_table(data, size, size);
+  for (size_t i = 0; i < t.tensors.size(); ++i) t.tensors[i].data = data + t.offsets[i];
+  return t;
+}
+
 }  // namespace
 
 bool is_rwkv_file(const uint8_t* data, size_t size) {
@@ -170,7 +185,9 @@ std::vector<TensorInfo> read_rwkv_file(const uint8_t* data, size_t size) { retur
 
 std::string_view rwkv_file_vocab(const uint8_t* data, size_t size) {
   if (!is_rwkv_file(data, size)) return {};
-  return parse(data, size).vocab;
+  const RwkvFileTable t = read_rwkv_table(data, size, size);
+  if (!t.has_vocab) return {};
+  return {reinterpret_cast<const char*>(data + t.vocab_offset), size_t(t.vocab_bytes)};
 }
 
 uint64_t rwkv_tensor_bytes(const std::string& what, DType dtype, const std::vector<int64_t>& shape) {

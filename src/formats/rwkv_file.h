@@ -34,6 +34,24 @@ bool is_rwkv_file(const uint8_t* data, size_t size);
 // throws rwkv::Error naming what is wrong.
 std::vector<TensorInfo> read_rwkv_file(const uint8_t* data, size_t size);
 
+// The table of a .rwkv file: its tensors (shapes, types, contiguous strides; `data` null)
+// with the file offset of each, and where the vocabulary lies.
+struct RwkvFileTable {
+  std::vector<TensorInfo> tensors;
+  std::vector<uint64_t> offsets;  // of each tensor, in the file
+  bool has_vocab = false;
+  uint64_t vocab_offset = 0, vocab_bytes = 0;
+  uint64_t header_end = 0;        // kRwkvFilePrefix + the JSON header's length
+};
+
+// The JSON header's length, from the file's first kRwkvFilePrefix bytes (checked: magic,
+// version, a plausible length).
+uint32_t rwkv_header_bytes(const uint8_t* data, size_t size);
+
+// The table from the file's first bytes (`size` at least the prefix and the JSON header),
+// every entry checked against a file of `file_size` bytes as read_rwkv_file checks it.
+RwkvFileTable read_rwkv_table(const uint8_t* data, size_t size, uint64_t file_size);
+
 // The vocabulary embedded in a .rwkv file (a view into `data`); empty when the bytes are
 // not a .rwkv file or the file carries no vocabulary. A .rwkv file with a damaged header
 // throws as read_rwkv_file does.

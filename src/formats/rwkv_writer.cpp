@@ -55,8 +55,8 @@ RwkvMetadata parse_metadata_json(std::string_view json) {
   return out;
 }
 
-RwkvFileImage write_rwkv_file(const RwkvConfigEntries& config, const std::vector<HeldTensor>& tensors,
-                              std::string_view vocab, const RwkvMetadata& metadata) {
+RwkvFileImage layout_rwkv_file(const RwkvConfigEntries& config, const std::vector<HeldTensor>& tensors,
+                               uint64_t vocab_bytes, const RwkvMetadata& metadata) {
   if (tensors.empty()) throw Error("rwkv file writer: the model lists no tensors");
   std::unordered_set<std::string_view> names;
   for (const auto& t : tensors) {
@@ -99,9 +99,9 @@ RwkvFileImage write_rwkv_file(const RwkvConfigEntries& config, const std::vector
       at = align_up(at + t.bytes);
     }
     json += "\n}";
-    if (!vocab.empty())
+    if (vocab_bytes)
       json += ",\"vocabulary\":{\"format\":\"" + std::string(kRwkvVocabFormat) + "\",\"offset\":" + std::to_string(at) +
-              ",\"bytes\":" + std::to_string(vocab.size()) + "}";
+              ",\"bytes\":" + std::to_string(vocab_bytes) + "}";
     json += ",\"metadata\":{";
     for (size_t i = 0; i < metadata.size(); ++i) {
       if (i) json += ',';
@@ -125,20 +125,30 @@ RwkvFileImage write_rwkv_file(const RwkvConfigEntries& config, const std::vector
   *header += json;
   header->resize(data_start, '\0');
   img.header = std::move(header);
-
-  auto add = [&](const uint8_t* p, size_t n) {
-    if (n) img.parts.push_back({p, n});
-    img.size += n;
-  };
-  add(reinterpret_cast<const uint8_t*>(img.header->data()), img.header->size());
+  img.parts.push_back({reinterpret_cast<const uint8_t*>(img.header->data()), img.header->size()});
+  img.size = img.header->size();
   for (const auto& t : tensors) {
-    add(kZeros, align_up(img.size) - img.size);
-    add(t.data, t.bytes);
+    img.offsets.push_back(align_up(img.size));
+    img.size = img.offsets.back() + t.bytes;
   }
-  if (!vocab.empty()) {
-    add(kZeros, align_up(img.size) - img.size);
-    add(reinterpret_cast<const uint8_t*>(vocab.data()), vocab.size());
+  if (vocab_bytes) {
+    img.offsets.push_back(align_up(img.size));
+    img.size = img.offsets.back() + vocab_bytes;
   }
+  return img;
+}
+
+RwkvFileImage write_rwkv_file(const RwkvConfigEntries& config, const std::vector<HeldTensor>& tensors,
+                              std::string_view vocab, const RwkvMetadata& metadata) {
+  RwkvFileImage img = layout_rwkv_file(config, tensors, vocab.size(), metadata);
+  uint64_t at = img.parts[0].size;
+  auto add = [&](uint64_t offset, const uint8_t* p, size_t n) {
+    if (offset > at) img.parts.push_back({kZeros, size_t(offset - at)});
+    if (n) img.parts.push_back({p, n});
+    at = offset + n;
+  };
+  for (size_t i = 0; i < tensors.size(); ++i) add(img.offsets[i], tensors[i].data, tensors[i].bytes);
+  if (!vocab.empty()) add(img.offsets.back(), reinterpret_cast<const uint8_t*>(vocab.data()), vocab.size());
   return img;
 }
 

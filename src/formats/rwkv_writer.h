@@ -33,6 +33,7 @@ struct RwkvFileImage {
   std::unique_ptr<const std::string> header;
   std::vector<Part> parts;
   uint64_t size = 0;         // sum of the parts' sizes: the file's size
+  std::vector<uint64_t> offsets;  // where each tensor starts in the file, then the vocabulary
 };
 
 // The config entries of the JSON header, in order: ("n_layer", 12), ("n_embd", 768), ...
@@ -43,5 +44,11 @@ using RwkvConfigEntries = std::vector<std::pair<std::string, int64_t>>;
 // kRwkvVocabFormat; the caller checks it fits the model) and metadata.
 RwkvFileImage write_rwkv_file(const RwkvConfigEntries& config, const std::vector<HeldTensor>& tensors,
                               std::string_view vocab = {}, const RwkvMetadata& metadata = {});
+
+// The same layout for tensors not in memory yet (their `data` is ignored) and a
+// vocabulary of `vocab_bytes`: the header (parts[0]), `offsets` and `size`, for a writer
+// that writes each tensor at its offset as it becomes available.
+RwkvFileImage layout_rwkv_file(const RwkvConfigEntries& config, const std::vector<HeldTensor>& tensors,
+                               uint64_t vocab_bytes, const RwkvMetadata& metadata = {});
 
 }  // namespace rwkv

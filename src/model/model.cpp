@@ -36,14 +36,6 @@ void for_each_offset(const TensorInfo& t, Fn fn) {
   }
 }
 
-// The shape without its size-1 dimensions: (1, 1, C) and (C) describe the same vector.
-std::vector<int64_t> squeezed(const std::vector<int64_t>& s) {
-  std::vector<int64_t> out;
-  for (int64_t d : s)
-    if (d != 1) out.push_back(d);
-  return out;
-}
-
 void check_finite(const TensorInfo& t);
 
 class Loader {
@@ -66,20 +58,6 @@ class Loader {
       throw Error("tensor '" + name + "': expected shape " + shape_string(expect) + ", found " +
                   shape_string(t->shape));
     return *t;
-  }
-
-  // Dimension `dim` of tensor `name`, which must have `rank` dimensions.
-  int64_t dim(const std::string& name, size_t rank, size_t d, int64_t limit) const {
-    const TensorInfo* t = find(name);
-    if (!t) throw Error("model file lacks tensor '" + name + "'; is this an RWKV-7 (x070) checkpoint?");
-    if (t->shape.size() != rank)
-      throw Error("tensor '" + name + "': expected " + std::to_string(rank) + " dimensions, found shape " +
-                  shape_string(t->shape));
-    const int64_t v = t->shape[d];
-    if (v < 1 || v > limit)
-      throw Error("tensor '" + name + "' has shape " + shape_string(t->shape) + ": dimension " + std::to_string(v) +
-                  " is outside the supported range 1.." + std::to_string(limit));
-    return v;
   }
 
   // True when no other tensor's bytes overlap t's (contiguous t): t may be rewritten.
@@ -130,18 +108,10 @@ class Loader {
     return out;
   }
 
-  int count_layers() const {
-    int64_t n = 0;
-    for (const auto& t : tensors_) {
-      if (t.name.compare(0, 7, "blocks.") != 0) continue;
-      int64_t i = 0;
-      size_t p = 7;
-      while (p < t.name.size() && p < 15 && t.name[p] >= '0' && t.name[p] <= '9') i = i * 10 + (t.name[p++] - '0');
-      if (p == 7 || p >= t.name.size() || t.name[p] != '.') continue;
-      if (i + 1 > kMaxLayers) throw Error("tensor '" + t.name + "': more than " + std::to_string(kMaxLayers) + " layers");
-      n = std::max(n, i + 1);
-    }
-    return int(n);
+  TensorShapes shapes() const {
+    TensorShapes out;
+    for (const auto& t : tensors_) out.emplace(t.name, t.shape);
+    return out;
   }
 
  private:
@@ -211,6 +181,128 @@ Matrix convert(const Matrix& in, DType to, bool mine, std::vector<std::vector<ui
 
 }  // namespace
 
+std::vector<int64_t> squeezed(const std::vector<int64_t>& s) {
+  std::vector<int64_t> out;
+  for (int64_t d : s)
+    if (d != 1) out.push_back(d);
+  return out;
+}
+
+Config read_config(const TensorShapes& shapes) {
+  auto shape_of = [&](const std::string& name) -> const std::vector<int64_t>* {
+    auto it = shapes.find(name);
+    return it == shapes.end() ? nullptr : &it->second;
+  };
+  if (shape_of("blocks.0.att.time_decay") || shape_of("blocks.0.att.time_faaaa"))
+    throw Error("this is an RWKV-4/5/6 checkpoint; only RWKV-7 (x070) models are supported");
+  // Dimension d of tensor `name`, which must have `rank` dimensions.
+  auto dim = [&](const std::string& name, size_t rank, size_t d, int64_t limit) {
+    const std::vector<int64_t>* s = shape_of(name);
+    if (!s) throw Error("model file lacks tensor '" + name + "'; is this an RWKV-7 (x070) checkpoint?");
+    if (s->size() != rank)
+      throw Error("tensor '" + name + "': expected " + std::to_string(rank) + " dimensions, found shape " + shape_string(*s));
+    const int64_t v = (*s)[d];
+    if (v < 1 || v > limit)
+      throw Error("tensor '" + name + "' has shape " + shape_string(*s) + ": dimension " + std::to_string(v) +
+                  " is outside the supported range 1.." + std::to_string(limit));
+    return v;
+  };
+  Config c;
+  // The layers: the highest blocks.N. index, and every one below it must be there.
+  int64_t n = 0;
+  for (const auto& [name, shape] : shapes) {
+    if (name.compare(0, 7, "blocks.") != 0) continue;
+    int64_t i = 0;
+    size_t p = 7;
+    while (p < name.size() && p < 15 && name[p] >= '0' && name[p] <= '9') i = i * 10 + (name[p++] - '0');
+    if (p == 7 || p >= name.size() || name[p] != '.') continue;
+    if (i + 1 > kMaxLayers) throw Error("tensor '" + name + "': more than " + std::to_string(kMaxLayers) + " layers");
+    n = std::max(n, i + 1);
+  }
+  c.n_layer = int(n);
+  if (c.n_layer == 0) throw Error("model file has no 'blocks.N.' tensors; is this an RWKV-7 (x070) checkpoint?");
+  for (int i = 0; i < c.n_layer; ++i) {
+    const std::string key = "blocks." + std::to_string(i) + ".ln1.weight";
+    if (!shape_of(key))
+      throw Error("model file lacks tensor '" + key + "' (layers go up to " + std::to_string(c.n_layer - 1) + ")");
+  }
+  c.V = int(dim("emb.weight", 2, 0, kMaxVocab));
+  c.C = int(dim("emb.weight", 2, 1, kMaxWidth));
+  c.H = int(dim("blocks.0.att.r_k", 2, 0, kMaxWidth));
+  c.N = int(dim("blocks.0.att.r_k", 2, 1, kMaxWidth));
+  if (int64_t(c.H) * c.N != c.C)
+    throw Error("tensor 'blocks.0.att.r_k' has shape " + shape_string({c.H, c.N}) + " but heads x head size must equal n_embd " +
+                std::to_string(c.C));
+  c.F = int(dim("blocks.0.ffn.key.weight", 2, 0, 8 * kMaxWidth));
+  c.Dw = int(dim("blocks.0.att.w1", 2, 1, kMaxWidth));
+  c.Da = int(dim("blocks.0.att.a1", 2, 1, kMaxWidth));
+  c.Dg = int(dim("blocks.0.att.g1", 2, 1, kMaxWidth));
+  c.Dv = c.n_layer > 1 ? int(dim("blocks.1.att.v1", 2, 1, kMaxWidth)) : 0;
+  return c;
+}
+
+std::vector<TensorSlot> model_layout(const Config& c, Weights& w) {
+  const int64_t C = c.C;
+  std::vector<TensorSlot> out;
+  auto vec = [&](std::string name, std::vector<int64_t> shape, const float*& field) {
+    out.push_back({std::move(name), std::move(shape), &field, nullptr, false});
+  };
+  auto mat = [&](std::string name, int64_t rows, int64_t cols, Matrix& field, bool large) {
+    out.push_back({std::move(name), {rows, cols}, nullptr, &field, large});
+  };
+  mat("emb.weight", c.V, C, w.emb, true);
+  vec("blocks.0.ln0.weight", {C}, w.ln0_w);
+  vec("blocks.0.ln0.bias", {C}, w.ln0_b);
+  vec("ln_out.weight", {C}, w.ln_out_w);
+  vec("ln_out.bias", {C}, w.ln_out_b);
+  mat("head.weight", c.V, C, w.head, true);
+  w.layers.assign(size_t(c.n_layer), LayerWeights{});
+  for (int i = 0; i < c.n_layer; ++i) {
+    const std::string b = "blocks." + std::to_string(i) + ".";
+    const std::string a = b + "att.";
+    LayerWeights& l = w.layers[size_t(i)];
+    const std::vector<int64_t> mix{1, 1, C};
+    vec(b + "ln1.weight", {C}, l.ln1_w);
+    vec(b + "ln1.bias", {C}, l.ln1_b);
+    vec(b + "ln2.weight", {C}, l.ln2_w);
+    vec(b + "ln2.bias", {C}, l.ln2_b);
+    vec(a + "x_r", mix, l.x_r);
+    vec(a + "x_w", mix, l.x_w);
+    vec(a + "x_k", mix, l.x_k);
+    vec(a + "x_v", mix, l.x_v);
+    vec(a + "x_a", mix, l.x_a);
+    vec(a + "x_g", mix, l.x_g);
+    vec(a + "w0", mix, l.w0);
+    vec(a + "a0", mix, l.a0);
+    vec(a + "k_k", mix, l.k_k);
+    vec(a + "k_a", mix, l.k_a);
+    vec(a + "r_k", {c.H, c.N}, l.r_k);
+    mat(a + "w1", C, c.Dw, l.w1, false);
+    mat(a + "w2", c.Dw, C, l.w2, false);
+    mat(a + "a1", C, c.Da, l.a1, false);
+    mat(a + "a2", c.Da, C, l.a2, false);
+    mat(a + "g1", C, c.Dg, l.g1, false);
+    mat(a + "g2", c.Dg, C, l.g2, false);
+    if (i > 0) {  // layer 0 takes v as v_first and never uses v0/v1/v2, present or not
+      vec(a + "v0", mix, l.v0);
+      mat(a + "v1", C, c.Dv, l.v1, false);
+      mat(a + "v2", c.Dv, C, l.v2, false);
+    } else {
+      l.v0 = nullptr;
+    }
+    mat(a + "receptance.weight", C, C, l.receptance, true);
+    mat(a + "key.weight", C, C, l.key, true);
+    mat(a + "value.weight", C, C, l.value, true);
+    mat(a + "output.weight", C, C, l.output, true);
+    vec(a + "ln_x.weight", {C}, l.ln_x_w);
+    vec(a + "ln_x.bias", {C}, l.ln_x_b);
+    vec(b + "ffn.x_k", mix, l.ffn_x_k);
+    mat(b + "ffn.key.weight", c.F, C, l.ffn_key, true);
+    mat(b + "ffn.value.weight", C, c.F, l.ffn_value, true);
+  }
+  return out;
+}
+
 size_t Model::memory_bytes() const {
   size_t n = file_.size + vectors_.capacity() * sizeof(float);
   for (const auto& o : owned_) n += o.size();
@@ -220,39 +312,17 @@ size_t Model::memory_bytes() const {
 std::unique_ptr<Model> Model::load(Bytes file, const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model());
   m->file_ = std::move(file);
-  const Loader L(read_checkpoint(m->file_.data.get(), m->file_.size));
-  m->vocab_ = rwkv_file_vocab(m->file_.data.get(), m->file_.size);
+  CheckpointExtras extras;
+  if (options.matrices) extras.large = *options.matrices;
+  const Loader L(read_checkpoint(m->file_.data.get(), m->file_.size, extras));
+  m->owned_ = std::move(extras.owned);
+  m->vocab_text_ = std::move(extras.vocab);
+  m->vocab_ = m->vocab_text_.empty() ? rwkv_file_vocab(m->file_.data.get(), m->file_.size) : std::string_view(m->vocab_text_);
 
-  if (L.find("blocks.0.att.time_decay") || L.find("blocks.0.att.time_faaaa"))
-    throw Error("this is an RWKV-4/5/6 checkpoint; only RWKV-7 (x070) models are supported");
-
-  Config& c = m->config_;
-  c.n_layer = L.count_layers();
-  if (c.n_layer == 0) throw Error("model file has no 'blocks.N.' tensors; is this an RWKV-7 (x070) checkpoint?");
-  // Every layer below the highest index must be there before anything is sized by it.
-  for (int i = 0; i < c.n_layer; ++i) {
-    const std::string key = "blocks." + std::to_string(i) + ".ln1.weight";
-    if (!L.find(key))
-      throw Error("model file lacks tensor '" + key + "' (layers go up to " + std::to_string(c.n_layer - 1) + ")");
-  }
-
-  c.V = int(L.dim("emb.weight", 2, 0, kMaxVocab));
-  c.C = int(L.dim("emb.weight", 2, 1, kMaxWidth));
-  c.H = int(L.dim("blocks.0.att.r_k", 2, 0, kMaxWidth));
-  c.N = int(L.dim("blocks.0.att.r_k", 2, 1, kMaxWidth));
-  if (int64_t(c.H) * c.N != c.C)
-    throw Error("tensor 'blocks.0.att.r_k' has shape " + shape_string({c.H, c.N}) + " but heads x head size must equal n_embd " +
-                std::to_string(c.C));
-  c.F = int(L.dim("blocks.0.ffn.key.weight", 2, 0, 8 * kMaxWidth));
-  c.Dw = int(L.dim("blocks.0.att.w1", 2, 1, kMaxWidth));
-  c.Da = int(L.dim("blocks.0.att.a1", 2, 1, kMaxWidth));
-  c.Dg = int(L.dim("blocks.0.att.g1", 2, 1, kMaxWidth));
-  c.Dv = c.n_layer > 1 ? int(L.dim("blocks.1.att.v1", 2, 1, kMaxWidth)) : 0;
-  const int64_t C = c.C;
-
+  const Config& c = m->config_ = read_config(L.shapes());
   // Small tensors become f32 in one buffer, sized up front so pointers stay put.
   constexpr int kVectorsPerLayer = 19;
-  m->vectors_.reserve(size_t(kVectorsPerLayer * c.n_layer + 4) * C);
+  m->vectors_.reserve(size_t(kVectorsPerLayer * c.n_layer + 4) * size_t(c.C));
   auto vec = [&](const std::string& name, std::vector<int64_t> shape) -> const float* {
     const TensorInfo& t = L.need(name, shape, true);
     if (is_quantized(t.dtype))
@@ -279,55 +349,9 @@ std::unique_ptr<Model> Model::load(Bytes file, const LoadOptions& options) {
     return out;
   };
 
-  Weights& w = m->weights_;
-  w.emb = mat("emb.weight", c.V, C, true);
-  w.ln0_w = vec("blocks.0.ln0.weight", {C});
-  w.ln0_b = vec("blocks.0.ln0.bias", {C});
-  w.ln_out_w = vec("ln_out.weight", {C});
-  w.ln_out_b = vec("ln_out.bias", {C});
-  w.head = mat("head.weight", c.V, C, true);
-  for (int i = 0; i < c.n_layer; ++i) {
-    const std::string b = "blocks." + std::to_string(i) + ".";
-    const std::string a = b + "att.";
-    LayerWeights& l = w.layers.emplace_back();
-    const std::vector<int64_t> mix{1, 1, C};
-    l.ln1_w = vec(b + "ln1.weight", {C});
-    l.ln1_b = vec(b + "ln1.bias", {C});
-    l.ln2_w = vec(b + "ln2.weight", {C});
-    l.ln2_b = vec(b + "ln2.bias", {C});
-    l.x_r = vec(a + "x_r", mix);
-    l.x_w = vec(a + "x_w", mix);
-    l.x_k = vec(a + "x_k", mix);
-    l.x_v = vec(a + "x_v", mix);
-    l.x_a = vec(a + "x_a", mix);
-    l.x_g = vec(a + "x_g", mix);
-    l.w0 = vec(a + "w0", mix);
-    l.a0 = vec(a + "a0", mix);
-    l.k_k = vec(a + "k_k", mix);
-    l.k_a = vec(a + "k_a", mix);
-    l.r_k = vec(a + "r_k", {c.H, c.N});
-    l.w1 = mat(a + "w1", C, c.Dw, false);
-    l.w2 = mat(a + "w2", c.Dw, C, false);
-    l.a1 = mat(a + "a1", C, c.Da, false);
-    l.a2 = mat(a + "a2", c.Da, C, false);
-    l.g1 = mat(a + "g1", C, c.Dg, false);
-    l.g2 = mat(a + "g2", c.Dg, C, false);
-    if (i > 0) {  // layer 0 takes v as v_first and never uses v0/v1/v2, present or not
-      l.v0 = vec(a + "v0", mix);
-      l.v1 = mat(a + "v1", C, c.Dv, false);
-      l.v2 = mat(a + "v2", c.Dv, C, false);
-    } else {
-      l.v0 = nullptr;
-    }
-    l.receptance = mat(a + "receptance.weight", C, C, true);
-    l.key = mat(a + "key.weight", C, C, true);
-    l.value = mat(a + "value.weight", C, C, true);
-    l.output = mat(a + "output.weight", C, C, true);
-    l.ln_x_w = vec(a + "ln_x.weight", {C});
-    l.ln_x_b = vec(a + "ln_x.bias", {C});
-    l.ffn_x_k = vec(b + "ffn.x_k", mix);
-    l.ffn_key = mat(b + "ffn.key.weight", c.F, C, true);
-    l.ffn_value = mat(b + "ffn.value.weight", C, c.F, true);
+  for (const TensorSlot& slot : model_layout(c, m->weights_)) {
+    if (slot.vec) *slot.vec = vec(slot.name, slot.shape);
+    else *slot.mat = mat(slot.name, slot.shape[0], slot.shape[1], slot.large);
   }
   return m;
 }

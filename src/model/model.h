@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -53,6 +54,31 @@ struct Weights {
   Matrix head;                      // (V, C)
 };
 
+// One tensor a model uses: its checkpoint key, the shape it must have, and the field of
+// Weights that points at it: a vector (held as F32; size-1 dimensions may differ) or a
+// matrix (`large`: one of those the quantized types apply to).
+struct TensorSlot {
+  std::string name;
+  std::vector<int64_t> shape;
+  const float** vec = nullptr;
+  Matrix* mat = nullptr;
+  bool large = false;
+};
+
+// The shape of each tensor of a file, by name.
+using TensorShapes = std::unordered_map<std::string, std::vector<int64_t>>;
+
+// The dimensions of the model a file holds, read from its tensors' shapes. Throws
+// rwkv::Error for another architecture, missing layers or dimensions out of range.
+Config read_config(const TensorShapes& shapes);
+
+// The tensors of a model of config `c`, in the model's order (emb, ln0, ln_out, head, then
+// layer by layer), pointing into `w` (whose layers are made here).
+std::vector<TensorSlot> model_layout(const Config& c, Weights& w);
+
+// The vector shape of a slot's tensor without its size-1 dimensions ((1, 1, C) is (C)).
+std::vector<int64_t> squeezed(const std::vector<int64_t>& shape);
+
 // How to hold the weights. `matrices` converts the matrices on load: Q8_0 / Q4_0 the
 // large ones (emb, head, receptance/key/value/output, ffn key/value; the LoRAs stay as
 // they are), F32 / BF16 every matrix. Unset: as in the file (F16 becomes F32).
@@ -62,7 +88,7 @@ struct LoadOptions {
 
 class Model {
  public:
-  // Builds a model from a checkpoint (.pth, .safetensors or our own .rwkv format) held
+  // Builds a model from a checkpoint (.pth, .safetensors, GGUF or our own .rwkv format) held
   // in `file`, which the model keeps: weights stay views into it (or, converted on load,
   // are rewritten in place when they shrink and the bytes are theirs alone). Throws
   // rwkv::Error naming the key, the expected and the found shape on any mismatch.
@@ -73,20 +99,23 @@ class Model {
   DType weight_dtype() const { return weights_.head.dtype; }
   // Every tensor the model uses, in checkpoint order of first use (emb, ln0, ...).
   const std::vector<HeldTensor>& tensors() const { return held_; }
-  // The tokenizer vocabulary embedded in the file (our own format only), else empty.
+  // The tokenizer vocabulary embedded in the file (our own format, or a GGUF's metadata
+  // as vocabulary-file text), else empty.
   std::string_view vocab() const { return vocab_; }
   // Bytes held: the file plus whatever had to be converted (f16 -> f32, small vectors).
   size_t memory_bytes() const;
 
  private:
+  friend class StreamLoader;
   Model() = default;
-  Bytes file_;
+  Bytes file_;  // the file (Model::load), or the one block a StreamLoader filled
   std::vector<float> vectors_;              // small (C)-sized tensors, as f32
   std::vector<std::vector<uint8_t>> owned_; // matrices converted at load (f16, strided, misaligned)
   Config config_;
   Weights weights_;
   std::vector<HeldTensor> held_;
-  std::string_view vocab_;  // a view into file_
+  std::string vocab_text_;  // a vocabulary from the file's metadata (GGUF)
+  std::string_view vocab_;  // a view into file_ or vocab_text_
 };
 
 }  // namespace rwkv

@@ -64,9 +64,11 @@ void Runner::forward(State& state, const int32_t* tokens, int T, Logits want, fl
     W.emb.row(tokens[t], x + size_t(t) * C);
     layer_norm(x + size_t(t) * C, W.ln0_w, W.ln0_b, C, kLayerNormEps, x + size_t(t) * C);
   }
+  if (trace_) trace_->begin(T);
   for (int i = 0; i < c_.n_layer; ++i) {
     time_mix(i, state, T);
     channel_mix(i, state, T);
+    if (trace_) trace_->residual(i, x, T);
   }
   const size_t TC = size_t(T) * C;
   float* xn = xn_.data();
@@ -149,7 +151,8 @@ void Runner::time_mix(int i, State& state, int T) {
     }
   });
 
-  wkv_seq(state.wkv(i), r, w, k, v, kk, a, T, H, N, y, *pool_);
+  if (trace_) trace_->wkv(i, state.wkv(i), r, w, k, v, kk, a, tmp, L.v0, T, y, *pool_);
+  else wkv_seq(state.wkv(i), r, w, k, v, kk, a, T, H, N, y, *pool_);
   for (int t = 0; t < T; ++t) {
     const size_t o = size_t(t) * C;
     for (int h = 0; h < H; ++h) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "model/trace.h"
 #include "kernels/threads.h"
 
 namespace rwkv {
@@ -55,6 +56,10 @@ class Runner {
   void set_threads(int n);
   int threads() const { return pool_->size(); }
 
+  // Records every token fed from now on into `trace` (one record each, docs/inspect.md),
+  // until set_trace(nullptr). The logits and states are the same with or without it.
+  void set_trace(Trace* trace) { trace_ = trace; }
+
  private:
   enum class Logits { None, LastRow, AllRows };
   // Runs T <= max_chunk tokens; writes the logits of every row into out (T, V)
@@ -78,6 +83,7 @@ class Runner {
   std::vector<float> hidden_;                       // (T, F)
   std::vector<float> logits_;                       // (V)
   std::unique_ptr<ThreadPool> pool_;
+  Trace* trace_ = nullptr;  // not owned; null: no trace
 };
 
 }  // namespace rwkv

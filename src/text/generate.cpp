@@ -45,6 +45,7 @@ Generator::Generator(Runner& runner, State& state, const Tokenizer& tokenizer, s
   for (int32_t t : prompt_)
     if (t < 0 || size_t(t) >= V)
       throw Error("prompt token " + std::to_string(t) + " is out of range for a vocabulary of " + std::to_string(V));
+  if (options_.trace) trace_.emplace(runner.model().config());
   if (!options_.grammar.empty())
     grammar_.emplace(Grammar::parse(options_.grammar),
                      std::make_shared<TokenTrie>(tokenizer_, V, options_.stop_at_end_of_text ? 0 : -1));
@@ -54,8 +55,21 @@ StopReason Generator::max_tokens_reason() const {
   return grammar_ && !grammar_->can_end() ? StopReason::MaxTokensIncomplete : StopReason::MaxTokens;
 }
 
+namespace {
+// Gives the runner the generator's trace (or none) for the length of one next().
+struct TraceScope {
+  TraceScope(Runner& r, Trace* t) : runner(r) {
+    if (t) t->clear();
+    runner.set_trace(t);
+  }
+  ~TraceScope() { runner.set_trace(nullptr); }
+  Runner& runner;
+};
+}  // namespace
+
 Generator::Piece Generator::next() {
   Piece p;
+  const TraceScope scope(runner_, trace_ ? &*trace_ : nullptr);
   if (prefilling()) {
     const size_t n = std::min(kPrefillSlice, prompt_.size() - fed_);
     auto l = runner_.prefill(state_, std::span<const int32_t>(prompt_).subspan(fed_, n));

@@ -26,6 +26,9 @@ struct GenerateOptions {
   // does not allow next are masked before sampling; end of text (token 0, when it ends
   // generation) only where the grammar may end; generation stops where it has ended.
   std::string grammar;
+  // Record a trace of every token fed, prompt included (docs/inspect.md): after each
+  // next(), Generator::trace() holds the records of the tokens it fed.
+  bool trace = option_defaults::generate_trace;
   void validate(size_t vocab) const;      // throws rwkv::Error naming the bad option
 };
 
@@ -65,6 +68,9 @@ class Generator {
   int generated() const { return generated_; }
   // With a grammar: the text so far is a complete match (false without one).
   bool grammar_complete() const { return grammar_ && grammar_->can_end(); }
+  // With the trace option: the records of the tokens the last next() fed (a prompt slice,
+  // or the token it generated; none when it stopped without feeding one). Else null.
+  const Trace* trace() const { return trace_ ? &*trace_ : nullptr; }
 
  private:
   StopReason max_tokens_reason() const;
@@ -78,6 +84,7 @@ class Generator {
   Utf8Stream utf8_;
   StopMatcher stops_;
   std::optional<GrammarMatcher> grammar_;
+  std::optional<Trace> trace_;
   std::vector<float> logits_;  // (V) logits to sample the next token from
   size_t fed_ = 0;  // prompt tokens fed so far
   bool done_ = false;

@@ -54,26 +54,26 @@ test('bad arguments and bad files give a message and a non-zero exit', { skip: s
   assert.ok(!existsSync(out));
 });
 
-test('chat keeps the state between turns: two piped turns equal the same turns through the library', { skip: skipNoFixtures }, async () => {
+test('chat goes through the chat layer: piped turns with --system equal the same messages through the library', { skip: skipNoFixtures }, async () => {
   const { spawn } = await import('node:child_process');
   const rwkv = await import('../../js/rwkv.mjs');
   const model = path.join(fixtureDir, 'fix-L3-C64-H2.pth'), vocab = path.join(fixtureDir, 'fix-vocab-300.txt');
   const ban = Array.from({ length: 128 }, (_, i) => 129 + i).concat([298, 299]);
-  const stateFile = path.join(tmp, 'chat.state');
-  const child = spawn(process.execPath, [cli, 'chat', '--model', model, '--vocab', vocab, '--seed', '1', '--max-tokens', '20', '--ban', ban.join(',')]);
-  child.stdin.end(`hello there\nsecond turn\n/save ${stateFile}\n/exit\n`);
+  const saved = path.join(tmp, 'chat.json');
+  const child = spawn(process.execPath, [cli, 'chat', '--model', model, '--vocab', vocab, '--system', 'Be brief.', '--seed', '1', '--max-tokens', '20', '--ban', ban.join(',')], { env: { ...process.env, RWKV_WEB_CACHE: tmp } });
+  child.stdin.end(`hello there\nsecond turn\n/save ${saved}\n/exit\n`);
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   assert.equal(await new Promise((r) => child.on('exit', r)), 0);
-  assert.match(out, /User: hello there\nAssistant:[^]*User: second turn\nAssistant:[^]*state saved/);
+  assert.match(out, /User: hello there\nAssistant: [^]*User: second turn\nAssistant: [^]*conversation saved/);
 
-  const m = await rwkv.load(model, { vocab });
-  const s = await m.createSession();
-  const opts = { stop: ['\n\n'], maxTokens: 20, seed: 1, bannedTokens: ban };
-  const first = await s.generate('User: hello there\n\nAssistant:', opts).result;
-  const sep = first.stopReason === 'stop' ? '' : '\n\n';
-  const second = await s.generate(`${sep}User: second turn\n\nAssistant:`, opts).result;
-  assert.ok(out.includes(`Assistant:${first.text}\n`) && out.includes(`Assistant:${second.text}\n`));
-  assert.deepEqual(new Uint8Array(readFileSync(stateFile)), await s.saveState());
+  const m = await rwkv.load(model, { vocab, stateCache: 0 });
+  const req = { seed: 1, max_tokens: 20, bannedTokens: ban };
+  const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello there' }];
+  const first = (await m.chat.completions.create({ ...req, messages })).choices[0].message.content;
+  messages.push({ role: 'assistant', content: first }, { role: 'user', content: 'second turn' });
+  const second = (await m.chat.completions.create({ ...req, messages })).choices[0].message.content;
+  assert.ok(out.includes(`Assistant: ${first}\n`) && out.includes(`Assistant: ${second}\n`), out);
+  assert.deepEqual(JSON.parse(readFileSync(saved, 'utf8')), [...messages, { role: 'assistant', content: second }]);
   await m.dispose();
 });

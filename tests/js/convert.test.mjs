@@ -53,7 +53,7 @@ test('converted files give the same logits and text as their source loaded with 
   for (const [quant, dtype] of [['', 'BF16'], ['bf16', 'BF16'], ['f32', 'F32'], ['int8', 'Q8_0'], ['q4', 'Q4_0']]) {
     const out = path.join(tmp, `fix.${quant || 'keep'}.rwkv`);
     const summary = await convert(source, out, ...(quant ? ['--quant', quant] : []));
-    assert.match(summary, new RegExp(`fix-L3-C64-H2\\.pth \\(0\\.4 MB\\) -> .*fix\\.${quant || 'keep'}\\.rwkv \\([0-9.]+ MB, ${dtype} weights\\) in [0-9.]+ s\\n$`));
+    assert.match(summary, new RegExp(`fix-L3-C64-H2\\.pth \\(0\\.4 MB\\) -> .*fix\\.${quant || 'keep'}\\.rwkv \\([0-9.]+ MB, ${dtype} weights\\) in [0-9.]+ s, peak [0-9.]+ MB\\n$`));
     assert.ok(!existsSync(`${out}.tmp`));
     sizes[quant || 'keep'] = statSync(out).size;
     const want = await fingerprint(source, quant ? { quant } : {});

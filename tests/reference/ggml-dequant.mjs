@@ -40,6 +40,88 @@ const decoders = {
       }
     },
   },
+  Q4_1: {
+    block: 32, bytes: 20,
+    f: (dv, b, o, y) => {
+      const d = half(dv, o), m = half(dv, o + 2);
+      for (let j = 0; j < 16; j++) {
+        y[j] = fr(fr((b[o + 4 + j] & 0xf) * d) + m);
+        y[j + 16] = fr(fr((b[o + 4 + j] >> 4) * d) + m);
+      }
+    },
+  },
+  Q5_0: {
+    block: 32, bytes: 22,
+    f: (dv, b, o, y) => {
+      const d = half(dv, o), qh = dv.getUint32(o + 2, true);
+      for (let j = 0; j < 16; j++) {
+        const h0 = ((qh >>> j) << 4) & 0x10, h1 = (qh >>> (j + 12)) & 0x10;
+        y[j] = fr((((b[o + 6 + j] & 0xf) | h0) - 16) * d);
+        y[j + 16] = fr((((b[o + 6 + j] >> 4) | h1) - 16) * d);
+      }
+    },
+  },
+  Q5_1: {
+    block: 32, bytes: 24,
+    f: (dv, b, o, y) => {
+      const d = half(dv, o), m = half(dv, o + 2), qh = dv.getUint32(o + 4, true);
+      for (let j = 0; j < 16; j++) {
+        const h0 = ((qh >>> j) << 4) & 0x10, h1 = (qh >>> (j + 12)) & 0x10;
+        y[j] = fr(fr(((b[o + 8 + j] & 0xf) | h0) * d) + m);
+        y[j + 16] = fr(fr(((b[o + 8 + j] >> 4) | h1) * d) + m);
+      }
+    },
+  },
+  Q8_1: {
+    block: 32, bytes: 36,
+    f: (dv, b, o, y) => {
+      const d = half(dv, o);
+      for (let j = 0; j < 32; j++) y[j] = fr(dv.getInt8(o + 4 + j) * d);
+    },
+  },
+  Q2_K: {
+    block: 256, bytes: 84,
+    f: (dv, b, o, y) => {
+      const d = half(dv, o + 80), min = half(dv, o + 82);
+      let q = o + 16, is = 0, n = 0;
+      for (let k = 0; k < 256; k += 128) {
+        for (let shift = 0; shift < 8; shift += 2) {
+          for (const off of [0, 16]) {
+            const sc = b[o + is++];
+            const dl = fr(d * (sc & 0xf)), ml = fr(min * (sc >> 4));
+            for (let l = 0; l < 16; l++) y[n++] = fr(fr(dl * ((b[q + off + l] >> shift) & 3)) - ml);
+          }
+        }
+        q += 32;
+      }
+    },
+  },
+  Q3_K: {
+    block: 256, bytes: 110,
+    f: (dv, b, o, y) => {
+      const d = half(dv, o + 108);
+      // The 16 6-bit scales: low 4 bits from bytes 0-7 (low then high nibbles), high 2
+      // bits from bytes 8-11 (2 bits per scale, 4 scales a byte, in groups).
+      const sc = new Int8Array(16);
+      for (let j = 0; j < 16; j++) {
+        const lo = j < 8 ? b[o + 96 + j] & 0xf : b[o + 96 + j - 8] >> 4;
+        const hi = (b[o + 96 + 8 + (j % 4)] >> (2 * Math.floor(j / 4))) & 3;
+        sc[j] = (lo | (hi << 4)) - 32;
+      }
+      let q = o + 32, is = 0, n = 0, m = 1;
+      for (let k = 0; k < 256; k += 128) {
+        for (let shift = 0; shift < 8; shift += 2) {
+          for (const off of [0, 16]) {
+            const dl = fr(d * sc[is++]);
+            for (let l = 0; l < 16; l++)
+              y[n++] = fr(dl * (((b[q + off + l] >> shift) & 3) - (b[o + off + l] & m ? 0 : 4)));
+          }
+          m <<= 1;
+        }
+        q += 32;
+      }
+    },
+  },
   Q4_K: {
     block: 256, bytes: 144,
     f: (dv, b, o, y) => {

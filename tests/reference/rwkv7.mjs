@@ -82,8 +82,11 @@ export function zeroState(model) {
   }));
 }
 
-/** Time mix of layer i. x: LN1 output (C). Mutates st; returns [out (C), v_first]. */
-function timeMix(model, i, st, xa_, vFirst) {
+/**
+ * Time mix of layer i. x: LN1 output (C). Mutates st; returns [out (C), v_first]. With
+ * `rec` (a trace record, see traceStep) fills layer i's per-head fields.
+ */
+function timeMix(model, i, st, xa_, vFirst, rec = null) {
   const { C, H, N } = model;
   const p = (n) => model.t(`blocks.${i}.att.${n}`);
   // token shift: d = att_x_prev - xa_, xr = xa_ + d * x_r, ...
@@ -115,10 +118,12 @@ function timeMix(model, i, st, xa_, vFirst) {
   k = map(k, (z, j) => z * (1 + (a[j] - 1) * p('k_a').data[j]));
 
   // value residual: layer 0 stores v_first, later layers mix towards it
+  let gate = null;
   if (i === 0) vFirst = v;
   else {
     const vl = matmulRight(matmulRight(xv, p('v1')), p('v2'));
-    v = map(v, (z, j) => z + (vFirst[j] - z) * sigmoid(p('v0').data[j] + vl[j]));
+    gate = map(vl, (z, j) => sigmoid(p('v0').data[j] + z));
+    v = map(v, (z, j) => z + (vFirst[j] - z) * gate[j]);
   }
 
   // WKV state update, per head h, value row pp, key column q (sa uses the OLD S)
@@ -138,6 +143,7 @@ function timeMix(model, i, st, xa_, vFirst) {
       y[o + pp] = acc;
     }
   }
+  if (rec) traceHeads(model, i, rec, { S, w, a, k, v, gate });
 
   // GroupNorm with H groups of N values, eps 64e-5, affine ln_x
   const lnw = p('ln_x.weight').data, lnb = p('ln_x.bias').data;
@@ -163,6 +169,38 @@ function timeMix(model, i, st, xa_, vFirst) {
   return [linear(p('output.weight'), map(y, (z, j) => z * g[j])), vFirst];
 }
 
+// ---------------------------------------------------------------------------
+// The trace (docs/inspect.md): per token, per layer and head, what the state did
+// ---------------------------------------------------------------------------
+
+/** The per-head fields of a trace record, in order (src/model/trace.h, TraceField). */
+export const TRACE_FIELDS = ['stateNorm', 'decayMean', 'decayStd', 'halfLife', 'rate', 'update', 'valueMix'];
+
+/** Floats in one token's trace record: (L, H, fields) then the residual norms (L). */
+export const traceRecordSize = ({ L, H }) => L * H * TRACE_FIELDS.length + L;
+
+const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
+const norm = (xs) => Math.sqrt(xs.reduce((s, x) => s + x * x, 0));
+
+/** Layer i's per-head fields, from the head's S after the update and its w, a, k, v, gate. */
+function traceHeads({ H, N }, i, rec, { S, w, a, k, v, gate }) {
+  for (let h = 0; h < H; h++) {
+    const ch = (x) => Array.from(x.subarray(h * N, (h + 1) * N));
+    const ws = ch(w);
+    const wMean = mean(ws);
+    const sNorm = norm(Array.from(S.subarray(h * N * N, (h + 1) * N * N)));
+    const f = (i * H + h) * TRACE_FIELDS.length;
+    rec[f] = sNorm;
+    rec[f + 1] = wMean;
+    rec[f + 2] = Math.sqrt(mean(ws.map((x) => (x - wMean) ** 2)));
+    rec[f + 3] = wMean < 1 ? Math.log(0.5) / Math.log(wMean) : Infinity;
+    rec[f + 4] = mean(ch(a));
+    // the written term v kᵀ has Frobenius norm ‖v‖·‖k‖
+    rec[f + 5] = sNorm > 0 ? (norm(ch(v)) * norm(ch(k))) / sNorm : 0;
+    rec[f + 6] = gate ? mean(ch(gate)) : NaN;
+  }
+}
+
 /** Channel mix of layer i. xf: LN2 output (C). Mutates st; returns out (C). */
 function channelMix(model, i, st, xf) {
   const p = (n) => model.t(`blocks.${i}.ffn.${n}`);
@@ -172,8 +210,11 @@ function channelMix(model, i, st, xf) {
   return linear(p('value.weight'), hidden); // (C)
 }
 
-/** Feeds one token; mutates `state`; returns the logits (Float64Array of V). */
-export function step(model, state, token) {
+/**
+ * Feeds one token; mutates `state`; returns the logits (Float64Array of V). With `trace`
+ * (a Float64Array of traceRecordSize(model)), fills it with the token's trace record.
+ */
+export function step(model, state, token, trace = null) {
   const { C, L } = model;
   if (!(token >= 0 && token < model.V)) throw new Error(`token ${token} out of range`);
   const t = model.t;
@@ -184,11 +225,12 @@ export function step(model, state, token) {
     const st = state[i];
     const xa_ = layerNorm(x, t(`blocks.${i}.ln1.weight`), t(`blocks.${i}.ln1.bias`));
     let att;
-    [att, vFirst] = timeMix(model, i, st, xa_, vFirst);
+    [att, vFirst] = timeMix(model, i, st, xa_, vFirst, trace);
     x = map(x, (v, j) => v + att[j]);
     const xf = layerNorm(x, t(`blocks.${i}.ln2.weight`), t(`blocks.${i}.ln2.bias`));
     const ffn = channelMix(model, i, st, xf);
     x = map(x, (v, j) => v + ffn[j]);
+    if (trace) trace[L * model.H * TRACE_FIELDS.length + i] = norm(x);
   }
   return linear(t('head.weight'), layerNorm(x, t('ln_out.weight'), t('ln_out.bias')));
 }

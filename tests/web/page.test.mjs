@@ -1,5 +1,6 @@
 // The demo page (web/) in headless Chromium, driven by playwright-core: load a model by
-// URL, chat (state carried between turns), stop a reply, change sampling settings,
+// URL, chat through the chat layer (the history's state from the prefix-state cache), the
+// system prompt, thinking fold and JSON mode, stop a reply, change sampling settings,
 // reload and continue the saved chat, then go offline and generate again; completion
 // mode; errors; the service worker's update. Screenshots go to test-artifacts/.
 //
@@ -123,8 +124,19 @@ async function send(page, text, { wait = true } = {}) {
 const threadsText = (n) => `${n} thread${n === 1 ? '' : 's'}`;
 
 const promptTokensShown = async (page) => Number(/prompt (\d+) token/.exec(await page.textContent('#stats'))?.[1]);
+const cachedTokensShown = async (page) => Number(/prompt \d+ tokens? \((\d+) cached\)/.exec(await page.textContent('#stats'))?.[1] ?? 0);
 
-/** The saved chat (transcript, state bytes) and the preferences, read from the page's storage. */
+/** The page's chat settings (saved preferences) as the fields of a chat completion request. */
+async function requestOf(prefs) {
+  const { requestFields } = await import('../../js/chat/completions.mjs');
+  const { banEndOfText, ...settings } = prefs.settings.chat;
+  const options = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== null));
+  if (banEndOfText) options.bannedTokens = [0];
+  return requestFields(options);
+}
+const asMessages = (chat) => chat.messages.map((m) => ({ role: m.role, content: m.text }));
+
+/** The saved chat (transcript) and the preferences, read from the page's storage. */
 function readSaved(page) {
   return page.evaluate(async () => {
     const prefs = JSON.parse(localStorage.getItem('rwkv-web-demo:prefs'));
@@ -139,9 +151,8 @@ function readSaved(page) {
       r.onerror = () => reject(r.error);
     });
     const chat = await get('chats', prefs.activeChatId);
-    const state = await get('states', prefs.activeChatId);
     db.close();
-    return { prefs, chat, state: state ? Array.from(new Uint8Array(state)) : null };
+    return { prefs, chat };
   });
 }
 
@@ -189,12 +200,16 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
     assert.match(await page.textContent('#transcript .msg.assistant .meta'), /\d+ tokens · [\d.]+ tokens\/s/);
     assert.match(await page.textContent('#speed-info'), /[\d.]+ tok\/s/);
     assert.match(await page.textContent('#stats'), /tokens\/s · prompt \d+ tokens/);
+    const firstReply = (await readSaved(page)).chat.messages[1];
     const second = 'How are you?';
     await send(page, second);
-    // Only the new turn is fed: the state carries the first one.
+    // Only what is new is fed (the first reply and the new turn): the state cache has the first prompt.
     const secondPrompt = (await readSaved(page)).chat;
     assert.equal(secondPrompt.messages.length, 4);
-    assert.ok(await promptTokensShown(page) <= Buffer.byteLength(`\n\nUser: ${second}\n\nAssistant:`), 'the second turn feeds only its own text');
+    assert.ok(await cachedTokensShown(page) > 0, await page.textContent('#stats'));
+    // (At most a token per byte: the reply as text may tokenize to more tokens than were generated.)
+    assert.ok(await promptTokensShown(page) - await cachedTokensShown(page) <= Buffer.byteLength(`Assistant: ${firstReply.text}\n\nUser: ${second}\n\nAssistant:`),
+      'the second turn feeds only the first reply and its own text');
     await shot(page, 'desktop-chat.png');
     await page.setViewportSize({ width: 390, height: 844 });
     await shot(page, 'phone-chat.png');
@@ -205,9 +220,13 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
     await page.waitForFunction(() => !document.getElementById('sidebar').classList.contains('open'));
     await page.setViewportSize({ width: 1280, height: 800 });
 
-    // A long reply (no stop strings, a huge max tokens), stopped with Escape mid-way.
+    // A long reply (no stop strings of our own, a huge max tokens), stopped with Escape
+    // mid-way. The turn still ends at a blank line (the chat format's end of turn), which
+    // the fixture's noise soon writes: negative penalties make it repeat itself instead.
     await page.fill('#stop', '');
     await page.fill('#maxTokens', '100000');
+    await page.fill('#presencePenalty', '-2');
+    await page.fill('#frequencyPenalty', '-2');
     await watchStream(page);
     const n = await send(page, 'Tell me a very long story.', { wait: false });
     await page.waitForFunction(() => document.querySelector('#transcript .msg.assistant.streaming .bubble')?.textContent.length > 200);
@@ -220,9 +239,10 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
     const stopped = (await readSaved(page)).chat.messages.at(-1);
     assert.equal(stopped.stopped, true);
     assert.ok(stopped.meta.tokens < 100000, 'stopped early');
-    assert.equal((await readSaved(page)).chat.separator, '\n\n', 'an unfinished reply gets its blank line next turn');
 
     // Settings: the usual stop string back, a lower temperature; remembered.
+    await page.fill('#presencePenalty', '0.5');
+    await page.fill('#frequencyPenalty', '0.5');
     await page.fill('#stop', '\\n\\n');
     await page.fill('#maxTokens', '60');
     await page.fill('#temperature', '0.7');
@@ -250,7 +270,7 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
     await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 20000 });
     await page.waitForFunction(() => !document.getElementById('model-offline').hidden);
 
-    // Reload: the model comes back from the cache, the chat from IndexedDB, with its state.
+    // Reload: the model comes back from the cache, the chat from IndexedDB, and the states of its prompts too.
     await page.reload();
     await appIs(page, 'ready');
     assert.equal(await page.locator('#transcript .msg').count(), 6);
@@ -262,18 +282,14 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
     await send(page, third);
     const after = await readSaved(page);
     assert.equal(after.chat.messages.length, 8);
-    // The same turn in Node from the saved state gives the same reply: the page restored the state and fed only the new turn.
+    // The same messages in Node (without a state cache) give the same reply; the page fed only what its stored states lacked.
+    assert.ok(await cachedTokensShown(page) > 0, 'after a reload the states come from IndexedDB');
     const { load } = await import('../../js/rwkv.mjs');
-    const model = await load(path.join(fixtures, 'fix-L3-C64-H2.pth'), { vocab: path.join(fixtures, 'fix-vocab-300.txt') });
+    const model = await load(path.join(fixtures, 'fix-L3-C64-H2.pth'), { vocab: path.join(fixtures, 'fix-vocab-300.txt'), stateCache: 0 });
     try {
-      const session = await model.createSession();
-      await session.restoreState(Uint8Array.from(saved.state));
-      const { banEndOfText, ...settings } = saved.prefs.settings.chat;
-      const options = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== null));
-      if (banEndOfText) options.bannedTokens = [0];
-      const expected = await session.generate(`${saved.chat.separator}User: ${third}\n\nAssistant:`, options).result;
-      assert.equal(after.chat.messages.at(-1).text, expected.text);
-      assert.equal(await promptTokensShown(page), expected.promptTokens);
+      const expected = await model.chat.completions.create({ ...await requestOf(saved.prefs), messages: [...asMessages(saved.chat), { role: 'user', content: third }] });
+      assert.equal(after.chat.messages.at(-1).text, expected.choices[0].message.content);
+      assert.equal(await promptTokensShown(page), expected.usage.prompt_tokens);
     } finally {
       await model.dispose();
     }
@@ -297,6 +313,64 @@ test('chat, stop, settings, reload and offline with the fixture model (cross-ori
   } finally {
     await browser.close();
     if (serverUp) await srv.close();
+  }
+});
+
+test('chat options: a system prompt, thinking folded under the answer, JSON mode', { skip, timeout: 180000 }, async () => {
+  ensureBuilt();
+  const srv = await startServer({ port: 0, models: [fixtures] });
+  const browser = await launch();
+  const { page } = browser;
+  const errors = collectErrors(page);
+  const { load } = await import('../../js/rwkv.mjs');
+  const model = await load(path.join(fixtures, 'fix-L3-C64-H2.pth'), { vocab: path.join(fixtures, 'fix-vocab-300.txt'), stateCache: 0 });
+  try {
+    await page.goto(`${srv.url}web/`);
+    await loadByUrl(page, `${srv.url}models/fix-L3-C64-H2.pth`, `${srv.url}models/fix-vocab-300.txt`);
+    await page.fill('#maxTokens', '40');
+    await page.fill('#seed', '5');
+    const system = 'You are terse.';
+    await page.fill('#system-prompt', system);
+    await send(page, 'Hi');
+    let saved = await readSaved(page);
+    assert.equal(saved.prefs.chatOptions.system, system);
+    const req = await requestOf(saved.prefs);
+    const history = () => [{ role: 'system', content: system }, ...asMessages(saved.chat)];
+    const want1 = await model.chat.completions.create({ ...req, messages: history().slice(0, -1) });
+    assert.equal(saved.chat.messages[1].text, want1.choices[0].message.content, 'the system prompt went into the request');
+
+    // Thinking: the fixture's noise never closes its thoughts, so all of the reply is thoughts, folded away.
+    await page.check('#thinking');
+    await send(page, 'Why?');
+    saved = await readSaved(page);
+    const asked = history().slice(0, -1);
+    const want2 = await model.chat.completions.create({ ...req, messages: asked, thinking: true });
+    const last = page.locator('#transcript .msg.assistant').last();
+    assert.equal(await last.locator('details.thoughts').isVisible(), true);
+    assert.equal(await last.locator('details.thoughts').getAttribute('open'), null, 'folded');
+    assert.equal(await last.locator('.thought-text').textContent(), want2.choices[0].message.reasoning_content);
+    assert.equal(saved.chat.messages.at(-1).thought, want2.choices[0].message.reasoning_content);
+    assert.equal(await last.locator('.bubble').textContent(), want2.choices[0].message.content);
+    await last.locator('details.thoughts summary').click();
+    await shot(page, 'desktop-thinking.png');
+
+    // JSON mode: a JSON object, whatever the model.
+    await page.uncheck('#thinking');
+    await page.check('#json-mode');
+    await page.fill('#maxTokens', '300');
+    await send(page, 'Some data, please.');
+    saved = await readSaved(page);
+    const reply = saved.chat.messages.at(-1).text;
+    const doc = JSON.parse(reply);
+    assert.ok(doc !== null && typeof doc === 'object' && !Array.isArray(doc), reply);
+    const want3 = await model.chat.completions.create({ ...await requestOf(saved.prefs), messages: history().slice(0, -1), response_format: { type: 'json_object' } });
+    assert.equal(reply, want3.choices[0].message.content);
+    assert.equal(await page.locator('#transcript .msg.assistant').last().locator('details.thoughts').isHidden(), true);
+    assert.deepEqual(errors, []);
+  } finally {
+    await model.dispose();
+    await browser.close();
+    await srv.close();
   }
 });
 
@@ -509,6 +583,43 @@ test('byte-level trained model without isolation; errors are explained', { skip:
   }
 });
 
+test('the menu of published models: memory per precision from the core, the one Automatic loads marked, a click fills the fields', { skip, timeout: 120000 }, async () => {
+  ensureBuilt();
+  const srv = await startServer({ port: 0, models: [fixtures] });
+  const browser = await launch();
+  const { page } = browser;
+  const errors = collectErrors(page);
+  try {
+    await page.goto(`${srv.url}web/`);
+    const { G1_MODELS, WORLD_VOCAB_URL, shapeDims } = await import('../../js/catalog.mjs');
+    const rwkv = await import('../../js/rwkv.mjs');
+    const plans = await rwkv.planShapes(G1_MODELS.map((m) => shapeDims(m.shape)), { worker: false });
+    await page.waitForFunction((n) => document.querySelectorAll('#model-catalog .catalog-memory .fits').length === n, G1_MODELS.length);
+    const items = await page.$$eval('#model-catalog .catalog-item', (els) => els.map((el) => ({
+      id: el.dataset.model, memory: el.querySelector('.catalog-memory').textContent, fits: el.querySelector('.fits').textContent,
+    })));
+    const gb = (b) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GB` : `${Math.round(b / 2 ** 20)} MB`);
+    const names = { BF16: 'bf16', Q8_0: 'int8', Q4_0: '4-bit' };
+    assert.deepEqual(items.map((i) => i.id), G1_MODELS.map((m) => m.id));
+    items.forEach((item, i) => {
+      for (const [type, name] of Object.entries(names)) assert.ok(item.memory.includes(`${name} ${gb(plans[i].bytes[type])}`), `${item.id}: ${item.memory}`);
+      assert.equal(item.fits, `${names[plans[i].auto]} ${gb(plans[i].bytes[plans[i].auto])}`, item.id);
+    });
+    assert.equal(await page.inputValue('#quant'), 'auto');
+    await page.fill('#vocab-url', '');
+    await page.click('#model-catalog [data-model="g1a-1.5b"]');
+    assert.equal(await page.inputValue('#model-url'), G1_MODELS[2].url);
+    assert.equal(await page.inputValue('#vocab-url'), WORLD_VOCAB_URL);
+    assert.equal(await page.getAttribute('#model-catalog [data-model="g1a-1.5b"]', 'aria-pressed'), 'true');
+    assert.equal(await page.getAttribute('#model-catalog [data-model="g1a-0.1b"]', 'aria-pressed'), 'false');
+    await shot(page, 'model-menu.png');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await srv.close();
+  }
+});
+
 test('a dropped .rwkv file brings its own vocabulary', { skip, timeout: 120000 }, async () => {
   ensureBuilt();
   const srv = await startServer({ port: 0, models: [fixtures] });
@@ -517,7 +628,7 @@ test('a dropped .rwkv file brings its own vocabulary', { skip, timeout: 120000 }
   const errors = collectErrors(page);
   try {
     await page.goto(`${srv.url}web/`);
-    assert.equal(await page.getAttribute('#model-file', 'accept'), '.pth,.safetensors,.rwkv,.bin');
+    assert.equal(await page.getAttribute('#model-file', 'accept'), '.pth,.safetensors,.gguf,.rwkv,.bin');
     await page.evaluate(async (url) => {
       const dt = new DataTransfer();
       dt.items.add(new File([await (await fetch(url)).blob()], 'fix-L3-C64-H2.rwkv'));

@@ -32,6 +32,9 @@ async function fakeRepo() {
   await writeFile(path.join(dir, 'repo/web/sw.js'), '// sw');
   await writeFile(path.join(dir, 'repo/js/rwkv.mjs'), 'export {};');
   await writeFile(path.join(dir, 'repo/js/cli.mjs'), '// not for the page');
+  await mkdir(path.join(dir, 'repo/js/chat'), { recursive: true });
+  await writeFile(path.join(dir, 'repo/js/chat/template.mjs'), 'export {};');
+  await writeFile(path.join(dir, 'repo/js/chat/server.mjs'), '// Node only');
   await writeFile(path.join(dir, 'repo/build/wasm/rwkv.web.mjs'), 'export default 1;');
   await writeFile(path.join(dir, 'repo/build/wasm/rwkv.web.wasm'), Buffer.from([0, 97, 115, 109, 1, 0, 0, 0]));
   // The pthread build for isolated pages, and the Node builds (not for the page).
@@ -117,6 +120,8 @@ test('serve.mjs: --no-isolation drops COOP/COEP; version.json follows the files'
     assert.equal(v1.isolated, false);
     assert.ok(v1.files.includes('build/wasm/rwkv.web.wasm') && v1.files.includes('js/rwkv.mjs') && v1.files.includes('web/index.html'));
     assert.ok(!v1.files.includes('js/cli.mjs'));
+    assert.ok(v1.files.includes('js/chat/template.mjs'), 'the chat layer works offline');
+    assert.ok(!v1.files.includes('js/chat/server.mjs'), 'the HTTP server is Node-only');
     assert.deepEqual(v1.files.filter((f) => f.startsWith('build/')),
       ['rwkv-mt.web.mjs', 'rwkv-mt.web.wasm', 'rwkv-mt.web.worker.js', 'rwkv.web.mjs', 'rwkv.web.wasm'].map((f) => `build/wasm/${f}`),
       'both browser builds are cached for offline use; the Node ones are not');
