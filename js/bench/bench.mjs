@@ -149,7 +149,7 @@ function machine() {
 
 /**
  * Runs the bench (options of parseBenchArgs). Returns the results object that
- * formatReport prints: {date, machine, shape, model, rounds, prefillLengths, decodeTokens,
+ * formatReport prints: {date, machine, shape, model, runtimes, rounds, prefillLengths, decodeTokens,
  * precisions, missing: {runtime: reason}, bandwidth: {threads: [GB/s per round]},
  * decodeWeightBytes: {precision: bytes}, cells: [{runtime, precision, threads, runs: [...]}]}.
  */
@@ -170,7 +170,7 @@ export async function runBench(o) {
   const results = {
     date: new Date().toISOString(), machine: machine(), loadavg: { start: os.loadavg()[0] }, shape: o.shape,
     model: { n_layer: cfg.L, n_embd: cfg.C, vocab: cfg.V },
-    rounds: o.rounds, quick: o.quick, prefillLengths: p.prefillLengths, decodeTokens: p.decodeTokens, precisions: o.precisions,
+    runtimes: o.runtimes, rounds: o.rounds, quick: o.quick, prefillLengths: p.prefillLengths, decodeTokens: p.decodeTokens, precisions: o.precisions,
     missing, bandwidth: {}, decodeWeightBytes: {}, cells: [],
   };
   let browser = null;
@@ -182,7 +182,6 @@ export async function runBench(o) {
       for (const r of ['ours-chromium', 'wllama']) if (want.has(r)) missing[r] ??= err.message;
     }
   }
-  for (const r of Object.keys(RUNTIMES)) if (!want.has(r)) delete missing[r];
   const browserThreads = browser && browser.hardwareConcurrency > Math.max(...o.threads) ? [...o.threads, browser.hardwareConcurrency] : o.threads;
   const pthName = path.basename(models.pth);
 
