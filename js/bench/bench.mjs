@@ -119,7 +119,7 @@ function oursCell(program, model, precision, threads, p) {
     '--decode-tokens', String(p.decodeTokens), '--decode-runs', String(p.decodeRuns),
     '--prefill-tokens', p.prefillLengths.join(','), '--prefill-runs', String(p.prefillRuns), '--bandwidth-mb', '0', '--json']);
   const res = r.results[0];
-  return { build: r.build, load_s: r.load_s, peak_memory_mb: r.peak_memory_mb, decode_weight_bytes: r.decode_weight_bytes, model: { n_layer: r.n_layer, n_embd: r.n_embd, vocab: r.vocab }, threads: res.threads, decode_tps: res.decode_tps, prefill_tps: res.prefill_tps };
+  return { build: r.build, load_s: r.load_s, peak_memory_mb: r.peak_memory_mb, decode_weight_bytes: r.decode_weight_bytes, threads: res.threads, decode_tps: res.decode_tps, prefill_tps: res.prefill_tps };
 }
 
 function llamaCell(gguf, threads, p) {
@@ -149,7 +149,7 @@ function machine() {
 
 /**
  * Runs the bench (options of parseBenchArgs). Returns the results object that
- * formatReport prints: {date, machine, shape, model, rounds, prefillLengths, decodeTokens,
+ * formatReport prints: {date, machine, shape, model, runtimes, rounds, prefillLengths, decodeTokens,
  * precisions, missing: {runtime: reason}, bandwidth: {threads: [GB/s per round]},
  * decodeWeightBytes: {precision: bytes}, cells: [{runtime, precision, threads, runs: [...]}]}.
  */
@@ -157,7 +157,7 @@ export async function runBench(o) {
   const started = performance.now();
   const p = o.quick
     ? { decodeTokens: 16, decodeRuns: 1, prefillLengths: [128], prefillRuns: 1 }
-    : { decodeTokens: 64, decodeRuns: 3, prefillLengths: [128, 1024], prefillRuns: 2 };
+    : { decodeTokens: 64, decodeRuns: 2, prefillLengths: [128, 1024], prefillRuns: 1 };
   mkdirSync(benchDir, { recursive: true });
   const want = new Set(o.runtimes);
   const missing = {};
@@ -166,9 +166,11 @@ export async function runBench(o) {
     if (why) for (const r of ['llama-native', 'wllama']) if (want.has(r)) missing[r] = why;
   }
   const models = await prepareModels(o.shape, o.precisions);
+  const cfg = shapeConfig(o.shape);
   const results = {
-    date: new Date().toISOString(), machine: machine(), loadavg: { start: os.loadavg()[0] }, shape: o.shape, model: {},
-    rounds: o.rounds, quick: o.quick, prefillLengths: p.prefillLengths, decodeTokens: p.decodeTokens, precisions: o.precisions,
+    date: new Date().toISOString(), machine: machine(), loadavg: { start: os.loadavg()[0] }, shape: o.shape,
+    model: { n_layer: cfg.L, n_embd: cfg.C, vocab: cfg.V },
+    runtimes: o.runtimes, rounds: o.rounds, quick: o.quick, prefillLengths: p.prefillLengths, decodeTokens: p.decodeTokens, precisions: o.precisions,
     missing, bandwidth: {}, decodeWeightBytes: {}, cells: [],
   };
   let browser = null;
@@ -180,7 +182,6 @@ export async function runBench(o) {
       for (const r of ['ours-chromium', 'wllama']) if (want.has(r)) missing[r] ??= err.message;
     }
   }
-  for (const r of Object.keys(RUNTIMES)) if (!want.has(r)) delete missing[r];
   const browserThreads = browser && browser.hardwareConcurrency > Math.max(...o.threads) ? [...o.threads, browser.hardwareConcurrency] : o.threads;
   const pthName = path.basename(models.pth);
 
@@ -208,18 +209,20 @@ export async function runBench(o) {
   try {
     for (let round = 1; round <= o.rounds; round++) {
       log(`round ${round} of ${o.rounds} (load average ${os.loadavg()[0].toFixed(2)})`);
-      for (const [t, gbs] of Object.entries(bandwidth(models.probe, o.threads))) (results.bandwidth[t] ??= []).push(gbs);
+      try {
+        for (const [t, gbs] of Object.entries(bandwidth(models.probe, o.threads))) (results.bandwidth[t] ??= []).push(gbs);
+      } catch (err) {
+        results.bandwidthError = err.message;
+      }
       for (const precision of o.precisions) {
         for (const threads of browserThreads) {
           const everywhere = o.threads.includes(threads); // the extra browser thread count runs in Chromium only
           if (everywhere) {
-            const r = await run('ours-native', precision, threads, () => oursCell('native', models.pth, precision, threads, p));
-            if (r && !r.error) {
-              results.decodeWeightBytes[precision] = r.decode_weight_bytes;
-              results.model = r.model;
-            }
+            const native = await run('ours-native', precision, threads, () => oursCell('native', models.pth, precision, threads, p));
             await run('llama-native', precision, threads, () => llamaCell(models.gguf[precision], threads, p));
-            await run('ours-node', precision, threads, () => oursCell(threads > 1 ? 'wasm-mt' : 'wasm', models.pth, precision, threads, p));
+            const wasm = await run('ours-node', precision, threads, () => oursCell(threads > 1 ? 'wasm-mt' : 'wasm', models.pth, precision, threads, p));
+            const bytes = [native, wasm].find((r) => r && !r.error)?.decode_weight_bytes;
+            if (bytes) results.decodeWeightBytes[precision] = bytes;
           }
           await run('ours-chromium', precision, threads, () => browser.run({ runtime: 'ours', model: pthName, quant: PRECISIONS[precision].quant, threads, ...p }));
           await run('wllama', precision, threads, () => browser.run({ runtime: 'wllama', model: path.basename(models.gguf[precision]), threads, ...p }));

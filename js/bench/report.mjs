@@ -72,7 +72,7 @@ export function formatReport(results) {
   out.push(`${results.shape} shape (L${results.model.n_layer} C${results.model.n_embd} V${results.model.vocab}), random weights; ${m.cpu}${m.features?.length ? ` (${m.features.join(' ')})` : ''}, ${m.cores} cores, ` +
     `Node ${m.node}${m.chromium ? `, Chromium ${m.chromium}` : ''}; ${results.date}; load average ${fmt(results.loadavg.start, 2)} at the start, ${fmt(results.loadavg.end, 2)} at the end`);
   out.push(`tokens/s, median of ${results.rounds} round${results.rounds > 1 ? 's' : ''}; each of our cells runs right before its peer's; ratios ours / peer.`);
-  const ran = Object.keys(RUNTIMES).filter((r) => !results.missing[r]);
+  const ran = Object.keys(RUNTIMES).filter((r) => (results.runtimes ?? Object.keys(RUNTIMES)).includes(r) && !results.missing[r]);
   const ratios = RATIOS.filter(([a, b]) => ran.includes(a) && ran.includes(b));
   for (const precision of Object.keys(PRECISIONS).filter((p) => results.precisions.includes(p))) {
     const rows = [];
@@ -116,6 +116,7 @@ export function formatReport(results) {
   out.push(grid(['', 'load s', 'peak MB'], loadRows));
 
   const notes = [];
+  if (results.bandwidthError) notes.push(`bandwidth: not measured (${results.bandwidthError})`);
   for (const [r, reason] of Object.entries(results.missing)) notes.push(`${RUNTIMES[r]?.label ?? r}: missing (${reason})`);
   for (const c of results.cells)
     for (const run of c.runs.filter((x) => x.error)) notes.push(`${RUNTIMES[c.runtime].label}, ${c.precision}, ${c.threads}t: ${run.error}`);

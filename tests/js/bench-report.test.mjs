@@ -90,4 +90,8 @@ test('a peer that cannot be installed is reported missing with the reason', (t) 
   const text = formatReport(r);
   assert.match(text, /llama\.cpp: missing \(npm ci --prefix js\/bench\/peers failed/);
   assert.ok(!text.includes('native/llama.cpp'), 'no ratio against a missing peer');
+  // --runtimes: only the runtimes asked for get columns.
+  const only = formatReport({ ...fakeResults(), runtimes: ['ours-native', 'llama-native'] });
+  const head = only.split('\n').find((l) => l.includes('ours native') && l.includes('llama.cpp'));
+  assert.ok(head.includes('native/llama.cpp') && !head.includes('ours Node') && !head.includes('Chromium'), head);
 });
