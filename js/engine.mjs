@@ -336,12 +336,13 @@ export function createEngine() {
           done += bytesWritten;
         }
       };
-      let header = null, chosen = quant, size = 0, dtype = '';
+      let header = null, chosen = quant, size = 0, dtype = '', keptVocab = vocabBytes.length;
       try {
         await streamInto(core, loader, opened, ctx, (plan) => {
           chosen = chooseQuant(plan, quant, options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
           const r = checked(loader.startFile(chosen ? core.dtypeCodes()[chosen] : -1, vocabBytes, JSON.stringify(metadata)));
           header = r.header.slice();
+          keptVocab ||= plan.vocabBytes;
           ({ size, dtype } = r);
         }, async () => {
           if (header) {
@@ -358,7 +359,7 @@ export function createEngine() {
         await fh.truncate(size);
         await fh.close();
         await rename(tmp, path);
-        return { bytes: size, peakBytes, dtype, vocabBytes: vocabBytes.length };
+        return { bytes: size, peakBytes, dtype, vocabBytes: keptVocab };
       } catch (err) {
         opened.cancel?.();
         await fh.close().catch(() => {});

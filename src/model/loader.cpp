@@ -585,7 +585,8 @@ void StreamLoader::pop() {
   } else if (plan_) {
     where = "before the end of the container";
   }
-  throw Error("the model file ended after " + std::to_string(position_) + " bytes, " + where + " (truncated download?)");
+  throw Error(std::string(reader_ ? reader_->kind() : "model file") + ": the file ended after " + std::to_string(position_) +
+              " bytes, " + where + " (truncated download?)");
 }
 
 std::unique_ptr<Model> StreamLoader::finish() {
