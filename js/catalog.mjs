@@ -2,7 +2,7 @@
 // the shapes of the published sizes, and the G1 checkpoints (BlinkDL/rwkv7-g1 on Hugging
 // Face) with file name, URL and download size. The file names are the ones published (the
 // newest "g1a" of each size when this list was made); see `confirmed`. Memory per
-// precision is not listed here: the core plans it from the shape (planShape in rwkv.mjs).
+// precision is not listed here: the core plans it from the shape (planShapes in rwkv.mjs).
 
 /**
  * The published RWKV-7 shapes (World / G1 checkpoints): L layers, C embedding (head size
@@ -14,6 +14,13 @@ export const SHAPES = Object.freeze({
   '1.5B': Object.freeze({ L: 24, C: 2048, Dw: 96, Da: 96, Dv: 64, Dg: 256 }),
   '2.9B': Object.freeze({ L: 32, C: 2560, Dw: 96, Da: 96, Dv: 64, Dg: 320 }),
 });
+
+/** A shape of SHAPES as the core's dimensions (planShapes in rwkv.mjs takes these). */
+export function shapeDims(shape) {
+  const s = SHAPES[shape];
+  if (!s) throw new Error(`unknown shape '${shape}': use ${Object.keys(SHAPES).join(', ')}`);
+  return { nLayer: s.L, nEmbd: s.C, headSize: 64, ffnSize: 4 * s.C, vocabSize: 65536, loraW: s.Dw, loraA: s.Da, loraV: s.Dv, loraG: s.Dg };
+}
 
 const HF = 'https://huggingface.co/BlinkDL/rwkv7-g1/resolve/main/';
 

@@ -31,17 +31,17 @@ const usage = `usage:
   node js/cli.mjs tokenize --vocab FILE --text TEXT
       prints the token ids as a JSON array
   node js/cli.mjs convert IN OUT [--quant auto|int8|q4|bf16|f32] [--vocab FILE]
-      writes the model IN (a file or URL: .pth, .safetensors or .rwkv) as a .rwkv file
+      writes the model IN (a file or URL: .pth, .safetensors, .gguf or .rwkv) as a .rwkv file
       (docs/format.md) as it streams in, never whole in memory: weights as --quant converts
       them (default auto: as they are when they fit --memory-budget), the vocabulary embedded
   node js/cli.mjs inspect --model FILE|URL [--vocab FILE|URL] --text TEXT [--png FILE] [--json]
       feeds the text and prints each layer's and head's half-life (tokens for its mean decay
       to halve the state) at the last token; --png writes the heatmap of the state norms (a
       column per token, a row per layer and head), --json every number (docs/inspect.md)
-  node js/cli.mjs bench [--model FILE] [--threads 1,2] [--precisions keep,int8,q4] [--json] [--skip-build]
-      decode and prefill tokens/s, natively and as wasm, bytes read per token against the
-      measured memory bandwidth, peak memory (docs/bench.md); the model defaults to a random
-      one of the published 0.1B shape, made when absent
+  node js/cli.mjs bench [--shape 0.1B|0.4B|1.5B|2.9B] [--quick] [--rounds N] [--threads 1,2] [--json] ...
+      our runtime natively, under Node and in Chromium against llama.cpp (native, and wasm
+      through wllama) on the same random weights, measured in the same run (docs/bench.md;
+      bench --help for every option)
 
   generation options (generate, chat):
 ${flagHelp(GENERATE_OPTIONS)}
@@ -266,27 +266,11 @@ async function convert(argv) {
 }
 
 async function bench(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' }, threads: { type: 'string', default: '1,2' }, precisions: { type: 'string', default: 'keep,int8,q4' },
-      json: { type: 'boolean' }, 'skip-build': { type: 'boolean' }, 'decode-runs': { type: 'string' }, 'prefill-runs': { type: 'string' },
-    },
-  });
-  const { buildBench, defaultBenchModel, formatReport, runBench } = await import('./bench/bench.mjs');
-  const threads = values.threads.split(',').map(Number);
-  if (!threads.every((n) => Number.isInteger(n) && n >= 1)) throw new UsageError(`--threads: '${values.threads}' is not a list of thread counts`);
-  const model = values.model ?? defaultBenchModel;
-  if (!values.model) {
-    const { shapeConfig, writeRandomModel } = await import('./bench/random-model.mjs');
-    if (!(await stat(model).catch(() => null))) writeRandomModel(model, shapeConfig('0.1B'));
-  }
-  if (!values['skip-build']) buildBench();
-  const results = runBench({
-    model, threads, precisions: values.precisions.split(','),
-    decodeRuns: values['decode-runs'] && Number(values['decode-runs']), prefillRuns: values['prefill-runs'] && Number(values['prefill-runs']),
-  });
-  console.log(values.json ? JSON.stringify(results, null, 2) : formatReport(results));
+  // The bench builds and runs programs of a checkout: the package does not ship it.
+  const script = new URL('./bench/bench.mjs', import.meta.url);
+  if (!(await stat(script).catch(() => null))) throw new Error('the bench runs in a checkout of the repository (npm run bench), not from the installed package');
+  const { main } = await import(script);
+  await main(argv);
 }
 
 /** A half-life as the table prints it: 3 significant digits or so, "inf" for none. */

@@ -531,9 +531,9 @@ export function createEngine() {
         }
         // Aborting while the prompt is fed puts the state back as it was.
         const before = s.state.data().slice();
-        let prefillMs = 0, tokens = 0, reason = null;
+        let prefillMs = 0, reason = null;
         let promptFed = 0;  // prompt tokens whose trace records went out
-        const pieces = [];
+        const pieces = [], ids = [];
         for (let prefilling = true; ;) {
           if (run.stopped()) {
             if (prefilling) s.state.data().set(before);
@@ -550,7 +550,7 @@ export function createEngine() {
             prefilling = false;
             prefillMs = performance.now() - started;
           }
-          if (r.token >= 0) tokens++;
+          if (r.token >= 0) ids.push(r.token);
           if (r.text) pieces.push(r.text);
           if (options.trace === true) {
             const records = gen.trace().slice();
@@ -574,8 +574,8 @@ export function createEngine() {
         const totalMs = performance.now() - started;
         const decodeMs = totalMs - prefillMs;
         return {
-          text: pieces.join(''), promptTokens: promptIds.length, tokens, stopReason: reason,
-          prefillMs, decodeMs, totalMs, tokensPerSecond: tokens > 1 ? (tokens - 1) / (decodeMs / 1000) : 0,
+          text: pieces.join(''), promptTokens: promptIds.length, tokens: ids.length, tokenIds: ids, stopReason: reason,
+          prefillMs, decodeMs, totalMs, tokensPerSecond: ids.length > 1 ? (ids.length - 1) / (decodeMs / 1000) : 0,
         };
       } finally {
         gen?.delete();
@@ -594,6 +594,24 @@ export function createEngine() {
       const out = s.state.data().slice(at, at + headSize * headSize);
       ctx.transfer([out.buffer]);
       return out;
+    },
+
+    // What a model of each shape ({nLayer, nEmbd, headSize, ffnSize, vocabSize, loraW,
+    // loraA, loraV, loraG}, stored as bf16 as published) takes in each precision, and the
+    // quant 'auto' picks within options.memoryBudget: 'BF16', 'Q8_0', 'Q4_0', or null when
+    // none fits.
+    async planShapes({ shapes, options = {} }) {
+      const c = await ensureCore(options);
+      const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
+      return shapes.map((shape) => {
+        const plan = c.planShape(shape);
+        try {
+          return { ...plan, auto: chooseQuant(plan, 'auto', budget) || 'BF16' };
+        } catch (err) {
+          if (err instanceof OutOfMemoryError) return { ...plan, auto: null };
+          throw err;
+        }
+      });
     },
 
     crash() {

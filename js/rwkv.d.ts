@@ -122,6 +122,7 @@ export declare function checkValue(option: OptionInfo, value: unknown): string |
 export interface GenerateResult {
   text: string;
   tokens: number;                 // tokens generated
+  tokenIds: number[];             // the tokens sampled (all fed to the state but where an end-of-text or stop token ended it)
   promptTokens: number;
   stopReason: 'max_tokens' | 'end_of_text' | 'stop_token' | 'stop' | 'grammar' | 'max_tokens_incomplete' | 'aborted';
   prefillMs: number; decodeMs: number; totalMs: number;

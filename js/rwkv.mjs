@@ -76,8 +76,9 @@ function progressReporter(onProgress, onWarning = (m) => console.warn(`rwkv-web:
 }
 
 /**
- * Loads a model (official .pth or .safetensors, or a .rwkv file made by `cli.mjs convert`,
- * whose embedded vocabulary is used unless `vocab` is given) into a new worker.
+ * Loads a model (official .pth or .safetensors, an RWKV-7 GGUF file, or a .rwkv file made by
+ * `cli.mjs convert`; the vocabulary a GGUF or .rwkv file embeds is used unless `vocab` is
+ * given) into a new worker.
  * @param source URL, file path (Node), File/Blob, ArrayBuffer or typed array. An
  *   ArrayBuffer is handed over to the worker (detached here: no second copy).
  * @param options {vocab, onProgress, signal, wasmBase, worker} and the LOAD_OPTIONS of the
@@ -110,6 +111,25 @@ export async function convert(source, path, options = {}) {
     return await client.call('convertModel', {
       source: describeSource(source), path: String(path), vocab: vocab ? describeSource(vocab) : undefined, metadata, options: rest,
     }, { signal, onEvent: progressReporter(onProgress) });
+  } finally {
+    client.terminate();
+  }
+}
+
+/**
+ * What models of these shapes take in memory, without loading one: for each shape
+ * ({nLayer, nEmbd, headSize, ffnSize, vocabSize, loraW, loraA, loraV, loraG}, stored as
+ * bf16 as the published checkpoints are; shapeDims() of js/catalog.mjs gives them for the
+ * published sizes) {bytes: {stored, F32, BF16, Q8_0, Q4_0}, auto}, where auto is the weight
+ * type quant 'auto' would load it as within options.memoryBudget ('BF16', 'Q8_0', 'Q4_0'),
+ * or null when none fits. options: {memoryBudget, worker, wasmBase}.
+ */
+export async function planShapes(shapes, options = {}) {
+  checkLoadOptions(options);
+  const { worker = true, ...rest } = options;
+  const client = new Client(await startEngine(worker === false));
+  try {
+    return await client.call('planShapes', { shapes, options: { threads: 1, ...rest } });
   } finally {
     client.terminate();
   }
@@ -309,7 +329,8 @@ export class Session {
   /**
    * Generates text after `prompt` (a string, or token ids), continuing this session's
    * state. Returns an async iterable of text pieces; `.result` resolves to the summary
-   * {text, tokens, promptTokens, stopReason, prefillMs, decodeMs, totalMs, tokensPerSecond}
+   * {text, tokens, tokenIds (the tokens sampled), promptTokens, stopReason, prefillMs, decodeMs,
+   * totalMs, tokensPerSecond}
    * and `.text()` to the whole text. Options: GENERATE_OPTIONS of the options schema
    * (defaults: defaultGenerateOptions), plus `signal`.
    * Aborting stops within one token: the iterator then throws an AbortError after the

@@ -47,6 +47,10 @@ export function heatColor(v) {
   return STOPS[i].map((c, k) => Math.round(c + (STOPS[i + 1][k] - c) * f));
 }
 
+// heatColor at 256 steps, then NaN's grey: what heatmap() paints with.
+const HEAT_LUT = Uint8Array.from([...Array.from({ length: 256 }, (_, i) => heatColor(i / 255)), heatColor(NaN)].flat());
+const NAN_COLOR = 256 * 3;
+
 /**
  * The heatmap of one per-head field over tokens: a column per token record, a row per
  * layer and head (layer 0 head 0 on top, then layer 0 head 1, ...), each row scaled to its
@@ -58,12 +62,18 @@ export function heatmap(records, config, field = 'stateNorm') {
   const size = traceRecordSize(config), F = TRACE_FIELDS.length, f = FIELD[field];
   const width = records.length / size, height = L * H;
   const rgba = new Uint8ClampedArray(width * height * 4);
-  for (let row = 0; row < height; row++) {
-    let max = 0;
-    for (let t = 0; t < width; t++) max = Math.max(max, records[t * size + row * F + f]);
-    for (let t = 0; t < width; t++) {
-      const [r, g, b] = heatColor(max > 0 ? records[t * size + row * F + f] / max : 0);
-      rgba.set([r, g, b, 255], (row * width + t) * 4);
+  const max = new Float64Array(height);  // each row's largest, token by token (records are contiguous)
+  for (let t = 0; t < width; t++)
+    for (let row = 0, at = t * size + f; row < height; row++, at += F) if (records[at] > max[row]) max[row] = records[at];
+  for (let t = 0; t < width; t++) {
+    for (let row = 0, at = t * size + f; row < height; row++, at += F) {
+      const v = max[row] > 0 ? records[at] / max[row] : 0;
+      const c = Number.isNaN(v) ? NAN_COLOR : Math.round(Math.min(Math.max(v, 0), 1) * 255) * 3;
+      const px = (row * width + t) * 4;
+      rgba[px] = HEAT_LUT[c];
+      rgba[px + 1] = HEAT_LUT[c + 1];
+      rgba[px + 2] = HEAT_LUT[c + 2];
+      rgba[px + 3] = 255;
     }
   }
   return { width, height, rgba };

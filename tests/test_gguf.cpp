@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <random>
 
 #include "formats/gguf.h"
+#include "model/loader.h"
 #include "model/runner.h"
 #include "text/tokenizer.h"
 #include "test_support.h"
@@ -152,7 +154,7 @@ TEST_CASE("GGUF files of the fixtures and the golden models give the golden logi
 TEST_CASE("k-quant GGUF matrices decode as ggml's reference decoder reads them", "[gguf][kquant]") {
   for (const char* t : {"Q4_K", "Q5_K", "Q6_K"}) {
     const std::string file = fixture(std::string("fix-L2-C256.") + t + ".gguf");
-    const std::string golden = fixture(std::string("fix-L2-C256.") + t + ".seq16");
+    const std::string golden = fixture(std::string("gguf-golden/fix-L2-C256.") + t + ".seq16");
     if (!fs::exists(file) || !fs::exists(golden + ".json")) {
       WARN("skipped: " << file << " is missing (run: node tests/reference/make-gguf-fixtures.mjs)");
       continue;
@@ -272,4 +274,74 @@ TEST_CASE("the GGUF header parser wants more bytes until the header is whole", "
       CHECK(s.transposed);
       CHECK(s.shape == std::vector<int64_t>{64, 16});
     }
+}
+
+namespace {
+
+// `file` through a StreamLoader in chunks of `chunk(i)` bytes, started as soon as it has a plan.
+template <typename Chunk>
+std::unique_ptr<Model> stream_gguf(const std::string& file, const LoadOptions& options, Chunk chunk) {
+  StreamLoader L;
+  size_t at = 0;
+  for (size_t i = 0; at < file.size(); ++i) {
+    if (L.planned() && !L.started()) L.start(options);
+    const std::span<uint8_t> w = L.window();
+    REQUIRE(!w.empty());
+    const size_t k = std::min({chunk(i), file.size() - at, w.size()});
+    std::memcpy(w.data(), file.data() + at, k);
+    L.commit(k);
+    at += k;
+  }
+  if (L.planned() && !L.started()) L.start(options);
+  return L.finish();
+}
+
+void check_same_model(const Model& a, const Model& b) {
+  REQUIRE(a.tensors().size() == b.tensors().size());
+  for (size_t i = 0; i < a.tensors().size(); ++i) {
+    const HeldTensor &x = a.tensors()[i], &y = b.tensors()[i];
+    INFO("tensor " << x.name);
+    REQUIRE(x.name == y.name);
+    REQUIRE(x.dtype == y.dtype);
+    REQUIRE(x.bytes == y.bytes);
+    REQUIRE(std::memcmp(x.data, y.data, x.bytes) == 0);
+  }
+  CHECK(a.vocab() == b.vocab());
+}
+
+}  // namespace
+
+TEST_CASE("GGUF files stream into the same model as loaded whole, in chunks of any size", "[gguf][stream]") {
+  const std::optional<DType> precisions[] = {std::nullopt, DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0};
+  size_t found = 0;
+  for (const char* name : {"fix-L3-C64-H2.F16.gguf", "fix-L3-C64-H2.Q8_0.gguf", "fix-L3-C64-H2.Q4_0.gguf", "fix-L3-C64-H2.BF16.gguf",
+                           "fix-L2-C256.Q4_K.gguf", "fix-L2-C256.Q6_K.gguf"}) {
+    const auto file = read_file(fixture(name));
+    if (!file) continue;
+    ++found;
+    for (const auto& q : precisions) {
+      INFO(name << " as " << (q ? dtype_name(*q) : "stored"));
+      LoadOptions o;
+      o.matrices = q;
+      const auto whole = Model::load(to_bytes(*file), o);
+      for (size_t chunk : {file->size(), size_t(65536), size_t(4099), size_t(61)}) {
+        INFO("chunks of " << chunk);
+        check_same_model(*whole, *stream_gguf(*file, o, [=](size_t) { return chunk; }));
+      }
+      std::mt19937 rng(uint32_t(file->size()));
+      check_same_model(*whole, *stream_gguf(*file, o, [&](size_t) { return size_t(1) + rng() % (rng() % 2 ? 16 : 65536); }));
+    }
+    // One byte at a time: the header is asked for in pieces that never pass its end.
+    LoadOptions o;
+    o.matrices = DType::Q8_0;
+    check_same_model(*Model::load(to_bytes(*file), o), *stream_gguf(*file, o, [](size_t) { return size_t(1); }));
+  }
+  if (found < 6) WARN("some GGUF fixtures are missing (run: node tests/reference/make-gguf-fixtures.mjs)");
+  // The World vocabulary of the metadata comes with the streamed model.
+  if (const auto world = read_file(fixture("rand-L2-D128-V65536.Q8_0.gguf"))) {
+    check_same_model(*Model::load(to_bytes(*world)), *stream_gguf(*world, LoadOptions{}, [](size_t) { return size_t(1) << 20; }));
+    // A stream cut short names where it ended.
+    CHECK_THROWS_WITH(stream_gguf(world->substr(0, world->size() / 2), LoadOptions{}, [](size_t) { return size_t(1) << 16; }),
+                      Catch::Contains("truncated"));
+  }
 }

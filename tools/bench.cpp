@@ -1,10 +1,10 @@
 // Speed of the core on one model file: decode (tokens/s, median of several runs), prefill
-// of 128 tokens, for 1 and 2 threads; this machine's memory read bandwidth (a large buffer
+// of 128 tokens (or each length of a list), for 1 and 2 threads; this machine's memory read bandwidth (a large buffer
 // summed with SIMD, 1 and 2 threads) measured in the same run, and the fraction of it a
 // decoded token achieves; peak memory. Built natively and for wasm (as a NODERAWFS main,
 // single-thread and pthread variants).
 //   rwkv_bench MODEL [--threads 1,2] [--decode-tokens 32] [--decode-runs 7]
-//              [--prefill-tokens 128] [--prefill-runs 3] [--bandwidth-mb 512] [--chunk N]
+//              [--prefill-tokens 128[,1024...]] [--prefill-runs 3] [--bandwidth-mb 512] [--chunk N]
 //              [--quant keep|int8|q4|bf16|f32] [--json]
 // --quant converts the matrices on load (LoadOptions), as the JS library's `quant` option.
 // --chunk sets the Runner's max_chunk (tokens per prefill pass; default the Runner's own).
@@ -112,7 +112,7 @@ double read_bandwidth(const std::vector<float>& buf, ThreadPool& pool, int reps)
 struct Result {
   int threads = 1;
   double decode_tps = 0, decode_min = 0, decode_max = 0;
-  double prefill_tps = 0;
+  std::vector<double> prefill_tps;  // per prefill length
   double bandwidth_gbs = 0;          // the best of 1 and 8 streams per thread
   double bandwidth_1stream_gbs = 0;  // one sequential stream per thread
 };
@@ -135,12 +135,13 @@ int main(int argc, char** argv) {
     if (argc < 2) {
       std::fprintf(stderr,
                    "usage: rwkv_bench MODEL [--threads 1,2] [--decode-tokens 32] [--decode-runs 7]\n"
-                   "                  [--prefill-tokens 128] [--prefill-runs 3] [--bandwidth-mb 512] [--chunk N] [--dump FILE] [--json]\n");
+                   "                  [--prefill-tokens 128,1024] [--prefill-runs 3] [--bandwidth-mb 512] [--chunk N] [--dump FILE] [--json]\n");
       return 2;
     }
     std::string path = argv[1];
     std::vector<int> thread_counts = {1, 2};
-    int decode_tokens = 32, decode_runs = 7, prefill_tokens = 128, prefill_runs = 3, bandwidth_mb = 512, chunk = 0;
+    int decode_tokens = 32, decode_runs = 7, prefill_runs = 3, bandwidth_mb = 512, chunk = 0;
+    std::vector<int> prefill_lengths = {128};
     std::string dump;
     LoadOptions options;
     bool json = false;
@@ -155,7 +156,7 @@ int main(int argc, char** argv) {
       if (a == "--threads") thread_counts = parse_list(v);
       else if (a == "--decode-tokens") decode_tokens = std::stoi(v);
       else if (a == "--decode-runs") decode_runs = std::stoi(v);
-      else if (a == "--prefill-tokens") prefill_tokens = std::stoi(v);
+      else if (a == "--prefill-tokens") prefill_lengths = parse_list(v);
       else if (a == "--prefill-runs") prefill_runs = std::stoi(v);
       else if (a == "--bandwidth-mb") bandwidth_mb = std::stoi(v);
       else if (a == "--chunk") chunk = std::stoi(v);
@@ -177,7 +178,8 @@ int main(int argc, char** argv) {
     const size_t weight_bytes = decode_weight_bytes(*model);
     Runner runner = chunk > 0 ? Runner(*model, chunk) : Runner(*model);
 
-    std::vector<int32_t> prompt(size_t(std::max(prefill_tokens, 1)));
+    const int prefill_max = *std::max_element(prefill_lengths.begin(), prefill_lengths.end());
+    std::vector<int32_t> prompt(size_t(std::max(prefill_max, 70)));
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 13) % size_t(c.V));
 
     if (!dump.empty()) {
@@ -224,14 +226,16 @@ int main(int argc, char** argv) {
         res.decode_max = *std::max_element(tps.begin(), tps.end());
       }
       if (!json) std::fprintf(stderr, "threads %d: prefill...\n", res.threads);
-      std::vector<double> ptps;
-      for (int r = 0; r < prefill_runs; ++r) {
-        state.reset();
-        const auto t0 = Clock::now();
-        runner.prefill(state, std::span<const int32_t>(prompt.data(), size_t(prefill_tokens)));
-        ptps.push_back(prefill_tokens / seconds_since(t0));
+      for (int n : prefill_lengths) {
+        std::vector<double> ptps;
+        for (int r = 0; r < prefill_runs; ++r) {
+          state.reset();
+          const auto t0 = Clock::now();
+          runner.prefill(state, std::span<const int32_t>(prompt.data(), size_t(n)));
+          ptps.push_back(n / seconds_since(t0));
+        }
+        res.prefill_tps.push_back(median(ptps));
       }
-      res.prefill_tps = median(ptps);
       results.push_back(res);
     }
     const double peak_mb = peak_memory_mb();
@@ -252,21 +256,31 @@ int main(int argc, char** argv) {
 #else
         "native";
 #endif
+    // A list of numbers as JSON ("[128,1024]") or text ("128/1024").
+    auto list = [](const auto& xs, const char* sep, const char* fmt) {
+      std::string out;
+      char buf[32];
+      for (size_t i = 0; i < xs.size(); ++i) {
+        std::snprintf(buf, sizeof buf, fmt, double(xs[i]));
+        out += (i ? sep : "") + std::string(buf);
+      }
+      return out;
+    };
     if (json) {
       std::printf("{\"build\":\"%s\",\"simd\":\"%s\",\"model\":\"%s\",\"n_layer\":%d,\"n_embd\":%d,\"vocab\":%d,"
                   "\"weight_dtype\":\"%s\",\"load_s\":%.3f,\"decode_weight_bytes\":%zu,\"peak_memory_mb\":%.1f,"
-                  "\"model_memory_mb\":%.1f,\"decode_tokens\":%d,\"prefill_tokens\":%d,\"results\":[",
+                  "\"model_memory_mb\":%.1f,\"decode_tokens\":%d,\"prefill_tokens\":[%s],\"results\":[",
                   build, kernels::simd_name(), path.c_str(), c.n_layer, c.C, c.V, dtype_name(model->weight_dtype()),
                   load_s, weight_bytes, peak_mb, double(model->memory_bytes()) / 1048576.0, decode_tokens,
-                  prefill_tokens);
+                  list(prefill_lengths, ",", "%.0f").c_str());
       for (size_t i = 0; i < results.size(); ++i) {
         const Result& r = results[i];
         const double gbs = r.decode_tps * double(weight_bytes) / 1e9;
         std::printf("%s{\"threads\":%d,\"decode_tps\":%.3f,\"decode_tps_min\":%.3f,\"decode_tps_max\":%.3f,"
-                    "\"prefill_tps\":%.3f,\"decode_read_gbs\":%.3f,\"bandwidth_gbs\":%.3f,\"bandwidth_1stream_gbs\":%.3f,"
+                    "\"prefill_tps\":[%s],\"decode_read_gbs\":%.3f,\"bandwidth_gbs\":%.3f,\"bandwidth_1stream_gbs\":%.3f,"
                     "\"bandwidth_fraction\":%.4f}",
-                    i ? "," : "", r.threads, r.decode_tps, r.decode_min, r.decode_max, r.prefill_tps, gbs,
-                    r.bandwidth_gbs, r.bandwidth_1stream_gbs, r.bandwidth_gbs > 0 ? gbs / r.bandwidth_gbs : 0.0);
+                    i ? "," : "", r.threads, r.decode_tps, r.decode_min, r.decode_max, list(r.prefill_tps, ",", "%.3f").c_str(),
+                    gbs, r.bandwidth_gbs, r.bandwidth_1stream_gbs, r.bandwidth_gbs > 0 ? gbs / r.bandwidth_gbs : 0.0);
       }
       std::printf("]}\n");
     } else {
@@ -274,13 +288,13 @@ int main(int argc, char** argv) {
                   c.n_layer, c.C, c.V, dtype_name(model->weight_dtype()), load_s);
       std::printf("weights read per decoded token: %.1f MB; peak memory %.0f MB (model %.0f MB)\n",
                   double(weight_bytes) / 1e6, peak_mb, double(model->memory_bytes()) / 1048576.0);
-      std::printf("threads  decode tok/s (min-max)     prefill%d tok/s  decode GB/s  bandwidth GB/s (1 stream)  fraction\n",
-                  prefill_tokens);
+      std::printf("threads  decode tok/s (min-max)     prefill %s tok/s  decode GB/s  bandwidth GB/s (1 stream)  fraction\n",
+                  list(prefill_lengths, "/", "%.0f").c_str());
       for (const Result& r : results) {
         const double gbs = r.decode_tps * double(weight_bytes) / 1e9;
-        std::printf("%7d  %7.2f (%6.2f-%6.2f)  %15.1f  %11.2f  %14.2f (%8.2f)  %7.0f%%\n", r.threads, r.decode_tps,
-                    r.decode_min, r.decode_max, r.prefill_tps, gbs, r.bandwidth_gbs, r.bandwidth_1stream_gbs,
-                    r.bandwidth_gbs > 0 ? 100 * gbs / r.bandwidth_gbs : 0.0);
+        std::printf("%7d  %7.2f (%6.2f-%6.2f)  %15s  %11.2f  %14.2f (%8.2f)  %7.0f%%\n", r.threads, r.decode_tps,
+                    r.decode_min, r.decode_max, list(r.prefill_tps, "/", "%.1f").c_str(), gbs, r.bandwidth_gbs,
+                    r.bandwidth_1stream_gbs, r.bandwidth_gbs > 0 ? 100 * gbs / r.bandwidth_gbs : 0.0);
       }
     }
     return 0;

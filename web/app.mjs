@@ -1,12 +1,14 @@
 // The demo page: chat and completion with an RWKV-7 model running in a Web Worker
 // (js/rwkv.mjs). No framework, no build step.
 import {
-  load, clearCache, checkValue, isKeptOnDevice, defaultGenerateOptions, GENERATE_OPTIONS, PRESETS,
+  load, clearCache, checkValue, planShapes, isKeptOnDevice, defaultGenerateOptions, GENERATE_OPTIONS, PRESETS,
   AbortError, BusyError, InvalidArgumentError, LoadError, ModelFormatError, OutOfMemoryError, VocabError, WorkerCrashedError,
 } from '../js/rwkv.mjs';
 import { requestFields } from '../js/chat/completions.mjs';
-import { G1_MODELS, WORLD_VOCAB_URL } from '../js/catalog.mjs';
+import { G1_MODELS, WORLD_VOCAB_URL, shapeDims } from '../js/catalog.mjs';
+import { renderModelMenu } from './model-menu.mjs';
 import * as store from './store.mjs';
+import { createInspector } from './inspector.mjs';
 
 const DEFAULT_MODEL_URL = G1_MODELS[0].url;
 const DEFAULT_VOCAB_URL = WORLD_VOCAB_URL;
@@ -27,7 +29,7 @@ const $ = (id) => document.getElementById(id);
 const ui = Object.fromEntries([
   'drawer-toggle', 'drawer-close', 'sidebar', 'scrim', 'model-status', 'model-dot', 'runtime-info', 'memory-info', 'speed-info',
   'chip-speed', 'update-banner', 'update-reload', 'load-form', 'model-url', 'model-url-row', 'model-browse', 'model-file',
-  'model-file-chip', 'model-file-name', 'model-file-clear', 'model-default', 'vocab-url', 'vocab-url-row', 'vocab-browse',
+  'model-file-chip', 'model-file-name', 'model-file-clear', 'model-default', 'model-catalog', 'vocab-url', 'vocab-url-row', 'vocab-browse',
   'vocab-file', 'vocab-file-chip', 'vocab-file-name', 'vocab-file-clear', 'vocab-none', 'quant', 'load-button', 'load-cancel',
   'load-progress-box', 'load-progress', 'load-progress-fill', 'load-progress-text', 'load-error', 'model-offline',
   'chat-list', 'chat-list-empty', 'new-chat-side', 'sampling-mode', 'sampling-defaults', 'sampling-form', 'stop',
@@ -45,6 +47,7 @@ for (const mode of ['chat', 'completion']) prefs.settings[mode] = { ...MODE_DEFA
 prefs.modelUrl ??= DEFAULT_MODEL_URL;
 prefs.vocabUrl ??= DEFAULT_VOCAB_URL;
 prefs.mode ??= 'chat';
+if (!prefs.quant) prefs.quant = 'auto';
 prefs.chatOptions = { system: '', thinking: false, json: false, ...prefs.chatOptions };
 
 const app = {
@@ -57,7 +60,10 @@ const app = {
   vocabFile: null,
   chat: null,           // the open chat {id, title, messages, modelKey, ...}; id null until saved
   memoryTimer: 0,
+  plans: null,          // {[catalog id]: planShapes() plan} of the published models
 };
+
+const inspector = createInspector({ model: () => app.model, session: () => (prefs.mode === 'completion' ? app.completionSession : app.chatSession) });
 
 function savePrefs() { store.savePrefs(prefs); }
 
@@ -103,11 +109,11 @@ function explain(err) {
   const message = err?.message ?? String(err);
   if (err instanceof OutOfMemoryError) {
     return { title: 'The model does not fit in memory', message,
-      hint: 'WebAssembly can address at most 4 GB, and the browser may allow less. Try a smaller model, close other tabs, or use fewer chats at once.' };
+      hint: 'WebAssembly can address at most 4 GB, and the browser may allow less. Weights in memory “Automatic” or 4-bit take least (the menu of published models shows each one’s size); else try a smaller model, close other tabs, or use fewer chats at once.' };
   }
   if (err instanceof ModelFormatError) {
     return { title: 'This is not a usable RWKV-7 model file', message,
-      hint: 'The page reads RWKV-7 (x070) models: official .pth or .safetensors checkpoints, or .rwkv files (node js/cli.mjs convert). A partial download or another architecture gives this error.' };
+      hint: 'The page reads RWKV-7 (x070) models: official .pth or .safetensors checkpoints, RWKV-7 GGUF files (llama.cpp), or .rwkv files (node js/cli.mjs convert). A partial download or another architecture gives this error.' };
   }
   if (err instanceof VocabError) {
     return { title: 'The vocabulary does not fit this model', message,
@@ -205,9 +211,10 @@ function useFile(file) {
     prefs.lastVocabFile = file.name;
   } else {
     setFileChip('model', file);
+    showModelMenu();
     prefs.lastModelFile = file.name;
-    // A .rwkv file usually carries its vocabulary: use it rather than download one.
-    if (/\.rwkv$/i.test(file.name) && !app.vocabFile) {
+    // A .rwkv or GGUF file usually carries its vocabulary: use it rather than download one.
+    if (/\.(rwkv|gguf)$/i.test(file.name) && !app.vocabFile) {
       ui.vocabNone.checked = true;
       syncVocabNone();
     }
@@ -241,13 +248,42 @@ function absolute(url) {
   }
 }
 
-/** Whether the library has this URL in its download cache (so loading needs no network). */
+/** The menu of published models, marking the one in the model field. */
+function showModelMenu() {
+  renderModelMenu(ui.modelCatalog, {
+    plans: app.plans, bytesPerSecond: prefs.decodeBytesPerSecond ?? null,
+    selected: app.modelFile ? null : absolute(ui.modelUrl.value.trim()),
+    onChoose(entry) {
+      setFileChip('model', null);
+      ui.modelUrl.value = entry.url;
+      if (!app.vocabFile) ui.vocabUrl.value = WORLD_VOCAB_URL;
+      ui.vocabNone.checked = false;
+      syncVocabNone();
+      ui.loadError.hidden = true;
+      showModelMenu();
+      showOfflineNote();
+    },
+  });
+}
+
+/** What each published model takes in memory here, from the core (no model needed). */
+async function planPublishedModels() {
+  showModelMenu();
+  try {
+    const plans = await planShapes(G1_MODELS.map((m) => shapeDims(m.shape)));
+    app.plans = Object.fromEntries(G1_MODELS.map((m, i) => [m.id, plans[i]]));
+  } catch (err) {
+    console.warn('the published models could not be planned:', err);
+  }
+  showModelMenu();
+}
+
 // The model at the URL is kept on this device as it would be loaded now (the same quant):
 // the converted model with its vocabulary, so no download is needed.
 async function showOfflineNote() {
   const src = modelSource();
   const abs = typeof src === 'string' ? absolute(src) : null;
-  const ok = !!abs && /^https?:/.test(abs) && await isKeptOnDevice(abs, { quant: prefs.quant || undefined }).catch(() => false);
+  const ok = !!abs && /^https?:/.test(abs) && await isKeptOnDevice(abs, { quant: prefs.quant }).catch(() => false);
   ui.modelOffline.hidden = !ok;
   return ok;
 }
@@ -287,11 +323,6 @@ async function loadModel() {
     ui.modelUrl.focus();
     return;
   }
-  if (source instanceof Blob && source.size >= 2 ** 32) {
-    // wasm32 addresses 4 GB: say so before reading anything.
-    renderAlert(ui.loadError, new OutOfMemoryError(`${source.name} is ${bytesText(source.size)}; a WebAssembly module can hold at most 4 GB.`));
-    return;
-  }
   const vocab = vocabSource();
   if (typeof source === 'string') prefs.modelUrl = source;
   if (!app.vocabFile) prefs.vocabUrl = ui.vocabUrl.value.trim();
@@ -313,7 +344,7 @@ async function loadModel() {
   try {
     const model = await load(source, {
       vocab,
-      quant: ui.quant.value || undefined,
+      quant: ui.quant.value,
       signal: app.abort.signal,
       onProgress: ({ loaded, total, fraction, bytesPerSecond, secondsLeft, cached }) => {
         if (fraction >= 1) {
@@ -570,6 +601,7 @@ function generationOptions(mode) {
   const opts = {};
   for (const k of SAMPLING_KEYS) if (s[k] !== null && s[k] !== undefined && k !== 'banEndOfText') opts[k] = s[k];
   if (s.banEndOfText) opts.bannedTokens = [0];
+  if (inspector.tracing) opts.trace = true;
   return opts;
 }
 
@@ -592,6 +624,14 @@ function liveSpeed() {
     done(result) {
       clearInterval(timer);
       ui.chipSpeed.classList.remove('live');
+      // Decoding reads every weight once a token: the rate in bytes per second predicts
+      // the other models' speed in the menu.
+      const bytes = app.model?.config.memoryBytes;
+      if (result?.tokens > 8 && result.tokensPerSecond > 0 && bytes) {
+        prefs.decodeBytesPerSecond = result.tokensPerSecond * bytes;
+        savePrefs();
+        showModelMenu();
+      }
       if (result?.tokens > 1) ui.speedInfo.textContent = `${rateText(result.tokensPerSecond)} tok/s`;
       else if (pieces > 1) show();
     },
@@ -629,7 +669,9 @@ async function streamGeneration(start, out, speed) {
     const gen = await start();
     try {
       for await (const piece of gen) {
-        out.push(piece);
+        const text = inspector.take(piece);  // a traced piece feeds the inspector panel
+        if (!text) continue;
+        out.push(text);
         speed.piece();
       }
     } catch (err) {
@@ -974,6 +1016,7 @@ function wire() {
   ui.vocabFile.addEventListener('change', () => useFile(ui.vocabFile.files[0]));
   ui.modelFileClear.addEventListener('click', () => {
     setFileChip('model', null);
+    showModelMenu();
     ui.modelFile.value = '';
     ui.modelUrl.focus();
   });
@@ -992,6 +1035,7 @@ function wire() {
   });
   ui.vocabNone.addEventListener('change', syncVocabNone);
   for (const input of [ui.modelUrl, ui.vocabUrl]) input.addEventListener('input', () => { ui.loadError.hidden = true; });
+  ui.modelUrl.addEventListener('input', showModelMenu);
 
   // drag and drop anywhere
   let depth = 0;
@@ -1207,8 +1251,9 @@ async function start() {
   ui.modelUrl.value = prefs.modelUrl;
   ui.vocabUrl.value = prefs.vocabUrl;
   ui.vocabNone.checked = !!prefs.vocabNone;
-  ui.quant.value = prefs.quant ?? '';
+  ui.quant.value = prefs.quant;
   syncVocabNone();
+  planPublishedModels();
   if (prefs.completionPrompt !== undefined) ui.completionInput.value = prefs.completionPrompt;
   buildSamplingFields();
   wire();

@@ -1,169 +1,249 @@
-// The benchmark behind `npm run bench` and `node js/cli.mjs bench` (Node only): decode and
-// prefill speed of one model file for each weight precision and thread count, natively
-// (build/native/rwkv_bench) and as wasm under Node (build/wasm/rwkv-bench.js, the
-// single-thread module; rwkv-bench-mt.js, the pthread one), the weight bytes read per
-// decoded token, the machine's memory read bandwidth measured in the same run and the
-// fraction of it decode reaches, peak memory; next to llama.cpp's numbers for the same
-// model shape on the same kind of machine (2 cores). See docs/bench.md.
+// The benchmark behind `npm run bench` and `node js/cli.mjs bench` (Node only, in a
+// checkout): our runtime natively (build/native/rwkv_bench), under Node (the wasm builds
+// rwkv-bench.js for one thread, rwkv-bench-mt.js for more) and in Chromium (the page's
+// builds, through the library), each cell run right before its peer's — llama.cpp
+// natively (node-llama-cpp) and in wasm (wllama in the same Chromium) — on the same random
+// weights of a published shape (our bf16/int8/q4 against llama.cpp's F16/Q8_0/Q4_0),
+// with the machine's read bandwidth measured each round. See docs/bench.md.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { openBrowser } from './browser.mjs';
+import { installPeers } from './peers.mjs';
+import { SHAPES, shapeConfig, writeRandomGguf, writeRandomModel } from './random-model.mjs';
+import { PRECISIONS, RUNTIMES, formatReport } from './report.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const defaultBenchModel = path.join(root, 'build/bench/rwkv7-0.1B-shape.pth');
+export const benchDir = path.join(root, 'build/bench');
+/** The random model of a shape (written when absent). */
+export const benchModel = (shape) => path.join(benchDir, `rwkv7-${shape}-shape.pth`);
+export const defaultBenchModel = benchModel('0.1B');
 
-// llama.cpp (native) on the published 0.1B shape, same kind of machine: tokens/s, and MB
-// of weights read per decoded token. Our precision -> its closest type.
-export const LLAMA = {
-  BF16: { type: 'F16', mb: 284, decode: { 1: 26.7, 2: 43.6 }, prefill: { 1: 237, 2: 426 } },
-  Q8_0: { type: 'Q8_0', mb: 158, decode: { 1: 35.2, 2: 61.4 }, prefill: { 1: 233, 2: 348 } },
-  Q4_0: { type: 'Q4_0', mb: 103, decode: { 1: 48.9, 2: 75.6 }, prefill: { 1: 314, 2: 255 } },
-};
-
-/** The `--quant` value of rwkv_bench for a precision name of the bench. */
-const QUANT_ARG = { keep: 'keep', bf16: 'bf16', f32: 'f32', int8: 'int8', q4: 'q4' };
+export const usage = `usage: npm run bench -- [options]   (or: node js/cli.mjs bench [options])
+  --shape 0.1B|0.4B|1.5B|2.9B   random model of that published shape (default 0.1B)
+  --quick                       a small check: 1 round, prefill 128 only, 16 decoded tokens
+  --rounds N                    rounds of every cell (default 3); the tables give medians
+  --threads 1,2                 thread counts (default 1,2; Chromium adds navigator.hardwareConcurrency)
+  --precisions bf16,int8,q4     ours (against llama.cpp F16, Q8_0, Q4_0)
+  --runtimes LIST               of ${Object.keys(RUNTIMES).join(',')} (default all)
+  --skip-build                  use the programs already built
+  --json                        print the results as JSON (always written to build/bench/results.json)`;
 
 function log(msg) { process.stderr.write(`${msg}\n`); }
 
-function runJson(cmd, args) {
-  const shown = [cmd === process.execPath ? 'node' : cmd, ...args].map((a) => (path.isAbsolute(a) ? path.relative(root, a) : a));
-  log(`$ ${shown.join(' ')}`);
-  const out = execFileSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-  if (!line) throw new Error(`no JSON from ${cmd}: ${out}`);
-  return JSON.parse(line);
+/** The options of the bench from command-line arguments; throws on a bad one. */
+export function parseBenchArgs(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      shape: { type: 'string', default: '0.1B' }, quick: { type: 'boolean', default: false }, rounds: { type: 'string' },
+      threads: { type: 'string', default: '1,2' }, precisions: { type: 'string', default: Object.keys(PRECISIONS).join(',') },
+      runtimes: { type: 'string', default: Object.keys(RUNTIMES).join(',') }, 'skip-build': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const o = {
+    help: values.help, shape: values.shape, quick: values.quick, build: !values['skip-build'], json: values.json,
+    rounds: Number(values.rounds ?? (values.quick ? 1 : 3)), threads: list(values.threads).map(Number),
+    precisions: list(values.precisions), runtimes: list(values.runtimes),
+  };
+  if (!SHAPES[o.shape]) throw new Error(`--shape: '${o.shape}' is not one of ${Object.keys(SHAPES).join(', ')}`);
+  if (!(Number.isInteger(o.rounds) && o.rounds >= 1)) throw new Error(`--rounds: '${values.rounds}' is not a positive integer`);
+  if (!o.threads.length || !o.threads.every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`--threads: '${values.threads}' is not a list of thread counts`);
+  for (const p of o.precisions) if (!PRECISIONS[p]) throw new Error(`--precisions: unknown '${p}' (use ${Object.keys(PRECISIONS).join(', ')})`);
+  for (const r of o.runtimes) if (!RUNTIMES[r]) throw new Error(`--runtimes: unknown '${r}' (use ${Object.keys(RUNTIMES).join(', ')})`);
+  return o;
 }
 
-/** Builds the library's targets and the benchmark programs (native and wasm). */
+/** Builds what the bench runs: the native and wasm rwkv_bench, the library's wasm builds. */
 export function buildBench() {
-  log('building (scripts/build.sh, then the benchmark targets)...');
-  const env = { ...process.env, NODE_PATH: ['/usr/share/nodejs', process.env.NODE_PATH].filter(Boolean).join(':') };
-  const build = (args) => execFileSync(args[0], args.slice(1), { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
-  build(['bash', 'scripts/build.sh']);
-  const jobs = String(os.cpus().length);
-  build(['cmake', '--build', 'build/native', '-j', jobs, '--target', 'rwkv_bench']);
-  build(['cmake', '--build', 'build/wasm', '-j', jobs, '--target', 'rwkv_bench', 'rwkv_bench_mt']);
+  log('building (scripts/build.sh: rwkv_bench natively and in wasm, the page builds)...');
+  const env = {
+    ...process.env, RWKV_NATIVE_TARGETS: 'rwkv_bench',
+    RWKV_WASM_TARGETS: 'rwkv_bench rwkv_bench_mt rwkv_wasm rwkv_wasm_mt rwkv_wasm_web rwkv_wasm_web_mt',
+  };
+  execFileSync('bash', ['scripts/build.sh'], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+/** Writes what is missing of the shape's models: the .pth, its GGUF twins, the bandwidth probe's tiny model. */
+export async function prepareModels(shape, precisions) {
+  const cfg = shapeConfig(shape);
+  const pth = benchModel(shape);
+  const timed = async (what, f) => {
+    log(`writing ${path.relative(root, what)}...`);
+    const t0 = performance.now();
+    await f();
+    log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  };
+  if (!existsSync(pth)) await timed(pth, () => writeRandomModel(pth, cfg));
+  const gguf = {};
+  for (const p of precisions) {
+    const type = PRECISIONS[p].gguf;
+    gguf[p] = pth.replace(/\.pth$/, `.${type}.gguf`);
+    if (!existsSync(gguf[p])) await timed(gguf[p], () => writeRandomGguf(gguf[p], cfg, type));
+  }
+  const probe = path.join(benchDir, 'bandwidth-probe.pth');
+  if (!existsSync(probe))
+    writeRandomModel(probe, { name: 'probe', seed: 1, L: 1, C: 64, N: 64, F: 256, V: 256, Dw: 32, Da: 32, Dv: 32, Dg: 32, block0V: true });
+  return { pth, gguf, probe };
+}
+
+// A program printing one JSON line; its last such line, parsed. Throws with its stderr's end.
+function runJson(cmd, args) {
+  try {
+    const out = execFileSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'pipe'] });
+    const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+    if (!line) throw new Error(`no JSON from ${path.basename(args[0] ?? cmd)}`);
+    return JSON.parse(line);
+  } catch (err) {
+    const why = (err.stderr || err.message || '').trim().split('\n').filter(Boolean).slice(-2).join(' ');
+    throw new Error(why || `${path.basename(cmd)} failed`);
+  }
+}
+
+const node = [process.execPath, '--no-experimental-fetch'];
+const programs = {
+  native: ['build/native/rwkv_bench'],
+  wasm: [...node, 'build/wasm/rwkv-bench.js'],
+  'wasm-mt': [...node, 'build/wasm/rwkv-bench-mt.js'],
+};
+
+// One cell of tools/bench.cpp (natively or in Node) as {decode_tps, prefill_tps: [], load_s, peak_memory_mb, ...}.
+function oursCell(program, model, precision, threads, p) {
+  const [cmd, ...pre] = programs[program].map((x, i) => (i === programs[program].length - 1 ? path.join(root, x) : x));
+  const r = runJson(cmd, [...pre, model, '--threads', String(threads), '--quant', PRECISIONS[precision].quant,
+    '--decode-tokens', String(p.decodeTokens), '--decode-runs', String(p.decodeRuns),
+    '--prefill-tokens', p.prefillLengths.join(','), '--prefill-runs', String(p.prefillRuns), '--bandwidth-mb', '0', '--json']);
+  const res = r.results[0];
+  return { build: r.build, load_s: r.load_s, peak_memory_mb: r.peak_memory_mb, decode_weight_bytes: r.decode_weight_bytes, model: { n_layer: r.n_layer, n_embd: r.n_embd, vocab: r.vocab }, threads: res.threads, decode_tps: res.decode_tps, prefill_tps: res.prefill_tps };
+}
+
+function llamaCell(gguf, threads, p) {
+  return runJson(process.execPath, [path.join(root, 'js/bench/llama-native.mjs'), gguf, '--threads', String(threads),
+    '--decode-tokens', String(p.decodeTokens), '--decode-runs', String(p.decodeRuns),
+    '--prefill-tokens', p.prefillLengths.join(','), '--prefill-runs', String(p.prefillRuns)]);
+}
+
+// The machine's read bandwidth per thread count (GB/s): rwkv_bench's probe, natively.
+function bandwidth(probe, threads) {
+  const r = runJson(path.join(root, programs.native[0]), [probe, '--threads', threads.join(','), '--decode-runs', '0', '--prefill-runs', '0', '--prefill-tokens', '1', '--json']);
+  return Object.fromEntries(r.results.map((x) => [x.threads, x.bandwidth_gbs]));
+}
+
+function machine() {
+  let cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  const features = [];
+  if (existsSync('/proc/cpuinfo')) {
+    // The model name, and the vector features that matter to both sides' kernels.
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    cpu = /^model name\s*:\s*(.*)$/m.exec(info)?.[1] ?? cpu;
+    const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(' '));
+    for (const f of ['avx2', 'fma', 'f16c', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16']) if (flags.has(f)) features.push(f);
+  }
+  return { cpu, features, cores: os.cpus().length, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version.slice(1) };
 }
 
 /**
- * Runs the benchmark. Options: model (file), threads (list, default [1, 2]), precisions
- * (list of keep|bf16|f32|int8|q4, default keep, int8, q4), decodeRuns, prefillRuns,
- * builds (list of native|wasm, default both), identical (check that every build and
- * thread count gives the same logits, default true). Returns a plain object (see
- * formatReport).
+ * Runs the bench (options of parseBenchArgs). Returns the results object that
+ * formatReport prints: {date, machine, shape, model, rounds, prefillLengths, decodeTokens,
+ * precisions, missing: {runtime: reason}, bandwidth: {threads: [GB/s per round]},
+ * decodeWeightBytes: {precision: bytes}, cells: [{runtime, precision, threads, runs: [...]}]}.
  */
-export function runBench(o) {
-  const threads = o.threads ?? [1, 2];
-  const precisions = o.precisions ?? ['keep', 'int8', 'q4'];
-  const builds = o.builds ?? ['native', 'wasm'];
-  for (const p of precisions) if (!QUANT_ARG[p]) throw new Error(`unknown precision '${p}': use ${Object.keys(QUANT_ARG).join(', ')}`);
-  const node = [process.execPath, '--no-experimental-fetch'];
-  const programs = {
-    native: [path.join(root, 'build/native/rwkv_bench')],
-    wasm: [node[0], node[1], path.join(root, 'build/wasm/rwkv-bench.js')],
-    'wasm-mt': [node[0], node[1], path.join(root, 'build/wasm/rwkv-bench-mt.js')],
+export async function runBench(o) {
+  const started = performance.now();
+  const p = o.quick
+    ? { decodeTokens: 16, decodeRuns: 1, prefillLengths: [128], prefillRuns: 1 }
+    : { decodeTokens: 64, decodeRuns: 3, prefillLengths: [128, 1024], prefillRuns: 2 };
+  mkdirSync(benchDir, { recursive: true });
+  const want = new Set(o.runtimes);
+  const missing = {};
+  if (want.has('llama-native') || want.has('wllama')) {
+    const why = installPeers({ log });
+    if (why) for (const r of ['llama-native', 'wllama']) if (want.has(r)) missing[r] = why;
+  }
+  const models = await prepareModels(o.shape, o.precisions);
+  const results = {
+    date: new Date().toISOString(), machine: machine(), loadavg: { start: os.loadavg()[0] }, shape: o.shape, model: {},
+    rounds: o.rounds, quick: o.quick, prefillLengths: p.prefillLengths, decodeTokens: p.decodeTokens, precisions: o.precisions,
+    missing, bandwidth: {}, decodeWeightBytes: {}, cells: [],
   };
-  for (const [name, cmd] of Object.entries(programs))
-    if (!existsSync(cmd.at(-1))) throw new Error(`${path.relative(root, cmd.at(-1))} is missing (${name}): run without --skip-build`);
-  const common = ['--decode-runs', String(o.decodeRuns ?? 7), '--prefill-runs', String(o.prefillRuns ?? 3), '--json'];
-  const run = (prog, args) => runJson(programs[prog][0], [...programs[prog].slice(1), o.model, ...args, ...common]);
-  const list = (xs) => xs.join(',');
-  const runs = [];
-  let bandwidthDone = false;
-  for (const precision of precisions) {
-    const quant = ['--quant', QUANT_ARG[precision]];
-    // The machine's bandwidth once per build (it does not depend on the model).
-    const bw = bandwidthDone ? ['--bandwidth-mb', '0'] : [];
-    const entry = { precision };
-    if (builds.includes('native')) entry.native = run('native', ['--threads', list(threads), ...quant, ...bw]);
-    if (builds.includes('wasm')) {
-      if (threads.includes(1)) entry.wasm = run('wasm', ['--threads', '1', ...quant, ...bw]);
-      const many = threads.filter((n) => n > 1);
-      if (many.length) entry.wasmMt = run('wasm-mt', ['--threads', list(many), ...quant, ...bw]);
+  let browser = null;
+  if (want.has('ours-chromium') || want.has('wllama')) {
+    try {
+      browser = await openBrowser({ root, modelsDir: benchDir, log });
+      results.machine.chromium = browser.version;
+    } catch (err) {
+      for (const r of ['ours-chromium', 'wllama']) if (want.has(r)) missing[r] ??= err.message;
     }
-    if (o.identical ?? true) entry.identical = sameLogits(programs, o.model, quant, threads, builds);
-    runs.push(entry);
-    bandwidthDone = true;
   }
-  // The bandwidth was measured in each build's runs of the first precision: copy it over.
-  for (const key of ['native', 'wasm', 'wasmMt'])
-    for (const r of runs.slice(1))
-      for (const res of r[key]?.results ?? []) {
-        const ref = runs[0][key]?.results.find((x) => x.threads === res.threads);
-        if (!ref) continue;
-        res.bandwidth_gbs = ref.bandwidth_gbs;
-        res.bandwidth_1stream_gbs = ref.bandwidth_1stream_gbs;
-        res.bandwidth_fraction = res.bandwidth_gbs > 0 ? res.decode_read_gbs / res.bandwidth_gbs : 0;
+  for (const r of Object.keys(RUNTIMES)) if (!want.has(r)) delete missing[r];
+  const browserThreads = browser && browser.hardwareConcurrency > Math.max(...o.threads) ? [...o.threads, browser.hardwareConcurrency] : o.threads;
+  const pthName = path.basename(models.pth);
+
+  const cellOf = (runtime, precision, threads) => {
+    let c = results.cells.find((x) => x.runtime === runtime && x.precision === precision && x.threads === threads);
+    if (!c) results.cells.push(c = { runtime, precision, threads, runs: [] });
+    return c;
+  };
+  const run = async (runtime, precision, threads, f) => {
+    if (!want.has(runtime) || missing[runtime]) return;
+    const t0 = performance.now();
+    let r;
+    try {
+      r = await f();
+      if (r.error) throw new Error(r.error);
+    } catch (err) {
+      r = { error: err.message };
+    }
+    cellOf(runtime, precision, threads).runs.push(r);
+    const tps = r.error ? `error: ${r.error}` : `decode ${r.decode_tps.toFixed(1)}, prefill ${r.prefill_tps.map((x) => x.toFixed(1)).join('/')} tok/s`;
+    log(`  ${RUNTIMES[runtime].label}, ${precision}, ${threads}t: ${tps} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    return r;
+  };
+
+  try {
+    for (let round = 1; round <= o.rounds; round++) {
+      log(`round ${round} of ${o.rounds} (load average ${os.loadavg()[0].toFixed(2)})`);
+      for (const [t, gbs] of Object.entries(bandwidth(models.probe, o.threads))) (results.bandwidth[t] ??= []).push(gbs);
+      for (const precision of o.precisions) {
+        for (const threads of browserThreads) {
+          const everywhere = o.threads.includes(threads); // the extra browser thread count runs in Chromium only
+          if (everywhere) {
+            const r = await run('ours-native', precision, threads, () => oursCell('native', models.pth, precision, threads, p));
+            if (r && !r.error) {
+              results.decodeWeightBytes[precision] = r.decode_weight_bytes;
+              results.model = r.model;
+            }
+            await run('llama-native', precision, threads, () => llamaCell(models.gguf[precision], threads, p));
+            await run('ours-node', precision, threads, () => oursCell(threads > 1 ? 'wasm-mt' : 'wasm', models.pth, precision, threads, p));
+          }
+          await run('ours-chromium', precision, threads, () => browser.run({ runtime: 'ours', model: pthName, quant: PRECISIONS[precision].quant, threads, ...p }));
+          await run('wllama', precision, threads, () => browser.run({ runtime: 'wllama', model: path.basename(models.gguf[precision]), threads, ...p }));
+        }
       }
-  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}`;
-  return { machine, date: new Date().toISOString(), model: path.basename(o.model), loadavg: os.loadavg()[0], llama_cpp: LLAMA, runs };
-}
-
-// The logits and state of a fixed run from every build and thread count, compared byte
-// for byte: true when all are the same.
-function sameLogits(programs, model, quant, threads, builds) {
-  const cases = [];
-  if (builds.includes('native')) for (const n of threads) cases.push(['native', String(n)]);
-  if (builds.includes('wasm')) {
-    if (threads.includes(1)) cases.push(['wasm', '1']);
-    for (const n of threads.filter((x) => x > 1)) cases.push(['wasm-mt', String(n)]);
-  }
-  const dumps = cases.map(([prog, n], i) => {
-    const file = path.join(path.dirname(model), `dump-${process.pid}-${i}.f32`);
-    const cmd = programs[prog];
-    execFileSync(cmd[0], [...cmd.slice(1), model, '--threads', n, ...quant, '--dump', file], { cwd: root, stdio: 'ignore' });
-    const bytes = readFileSync(file);
-    rmSync(file);
-    return bytes;
-  });
-  return dumps.every((d) => d.equals(dumps[0]));
-}
-
-const fmt = (v, d = 1) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(d));
-const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : '-');
-
-function grid(head, rows) {
-  const lines = [head, ...rows];
-  const widths = head.map((_, i) => Math.max(...lines.map((l) => String(l[i]).length)));
-  const out = lines.map((l) => l.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  '));
-  out.splice(1, 0, widths.map((x) => '-'.repeat(x)).join('  '));
-  return out.join('\n');
-}
-
-/** The results of runBench as text: a speed table, a memory table, notes. */
-export function formatReport(results) {
-  const speed = [], memory = [], notes = [];
-  for (const r of results.runs) {
-    const any = r.native ?? r.wasm ?? r.wasmMt;
-    const dtype = any.weight_dtype;
-    const ref = LLAMA[dtype];
-    const threadCounts = [...new Set([...(r.native?.results ?? []), ...(r.wasm?.results ?? []), ...(r.wasmMt?.results ?? [])].map((x) => x.threads))].sort();
-    for (const n of threadCounts) {
-      const nat = r.native?.results.find((x) => x.threads === n);
-      const was = (n === 1 ? r.wasm : r.wasmMt)?.results.find((x) => x.threads === n);
-      const label = `${dtype}, ${n} thread${n > 1 ? 's' : ''}`;
-      speed.push([label, fmt(was?.decode_tps), fmt(nat?.decode_tps), fmt(ref?.decode[n]), ratio(was?.decode_tps, ref?.decode[n]),
-        fmt(was?.prefill_tps), fmt(nat?.prefill_tps), fmt(ref?.prefill[n], 0), ratio(was?.prefill_tps, ref?.prefill[n])]);
-      const part = (x) => (x ? `${fmt(x.decode_read_gbs, 2)} / ${fmt(x.bandwidth_gbs, 2)} = ${(100 * x.bandwidth_fraction).toFixed(0)}%` : '-');
-      memory.push([label, fmt(any.decode_weight_bytes / 1e6), ref ? String(ref.mb) : '-', part(was), part(nat), fmt(was?.bandwidth_1stream_gbs, 2)]);
     }
-    notes.push(`${dtype}: model in memory ${fmt(any.model_memory_mb, 0)} MB; peak memory: native ${fmt(r.native?.peak_memory_mb, 0)} MB RSS, ` +
-      `wasm heap ${fmt(r.wasm?.peak_memory_mb, 0)} MB (pthread module ${fmt(r.wasmMt?.peak_memory_mb, 0)} MB); load ${fmt(r.wasm?.load_s ?? any.load_s, 2)} s` +
-      (r.identical === undefined ? '' : `; logits bit-identical across builds and threads: ${r.identical ? 'yes' : 'NO'}`));
+  } finally {
+    await browser?.close();
   }
-  const prefillTokens = results.runs[0]?.native?.prefill_tokens ?? results.runs[0]?.wasm?.prefill_tokens ?? 128;
-  const out = [
-    `${results.model} on ${results.machine}`,
-    '',
-    grid(['tokens/s', 'decode wasm', 'native', 'llama.cpp', 'wasm/llama', `prefill${prefillTokens} wasm`, 'native', 'llama.cpp', 'wasm/llama'], speed),
-    '',
-    grid(['decode memory', 'MB/token', 'llama.cpp', 'wasm GB/s read / bandwidth', 'native', 'wasm 1 stream GB/s'], memory),
-    '',
-    ...notes,
-    'llama.cpp: native CPU build on the same model shape and kind of machine (F16 for BF16); bandwidth: a 512 MB buffer summed with SIMD, 8 streams per thread, measured in this run.',
-  ];
-  if (results.loadavg > 1.5) out.push(`note: load average ${results.loadavg.toFixed(1)} at the end of the run; other processes skew the numbers (threads most)`);
-  return out.join('\n');
+  results.loadavg.end = os.loadavg()[0];
+  results.durationS = (performance.now() - started) / 1000;
+  return results;
 }
+
+/** The bench as a command: parses argv, builds, runs, prints the report (or JSON), writes build/bench/results.json. */
+export async function main(argv) {
+  const o = parseBenchArgs(argv);
+  if (o.help) {
+    console.log(usage);
+    return;
+  }
+  if (o.build) buildBench();
+  const results = await runBench(o);
+  writeFileSync(path.join(benchDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  console.log(o.json ? JSON.stringify(results, null, 2) : `\n${formatReport(results)}`);
+}
+

@@ -123,3 +123,46 @@ export function writeRandomModel(file, cfg) {
   renameSync(partial, file);
   return { file, bytes };
 }
+
+/** `data` rounded to bfloat16 in place (round to nearest even): the values the .pth holds. */
+function roundBf16(data) {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  for (let i = 0; i < bits.length; i++) bits[i] = ((bits[i] + 0x7fff + ((bits[i] >>> 16) & 1)) >>> 16) << 16;
+  return data;
+}
+
+/**
+ * A World-format vocabulary of the 256 single bytes (ids 1..256): enough for llama.cpp to
+ * load a GGUF (the other ids become unused tokens); the benchmark feeds token ids.
+ */
+export function byteVocab() {
+  const lines = [];
+  for (let b = 0; b < 256; b++) lines.push(`${b + 1} b'\\x${b.toString(16).padStart(2, '0')}' 1`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Writes the random model of `cfg` as a GGUF file for llama.cpp (js/formats/gguf-writer.mjs),
+ * the large matrices in `type` ('F16', 'Q8_0', 'Q4_0', ...): the values of the bf16 .pth
+ * (F16 holds them exactly), streamed in pieces of rows. Returns {file, bytes}.
+ */
+export async function writeRandomGguf(file, cfg, type) {
+  const { writeGguf } = await import('../formats/gguf-writer.mjs');
+  mkdirSync(path.dirname(file), { recursive: true });
+  function* tensors() {
+    for (const { name, shape } of officialKeys(cfg)) {
+      const count = shape.reduce((a, b) => a * b, 1);
+      // The large matrices in pieces of whole rows (the LoRAs, transposed, come whole).
+      const rows = count > 1 << 21 ? Math.floor((1 << 20) / shape[1]) : 0;
+      let row = 0;
+      for (const part of tensorValues(cfg, name, shape, rows ? rows * shape[1] : count)) {
+        yield rows ? { name, shape, data: roundBf16(part), row } : { name, shape, data: roundBf16(part) };
+        row += rows;
+      }
+    }
+  }
+  const partial = `${file}.partial`;
+  const { bytes } = await writeGguf(partial, { config: cfg, tensors: tensors(), type, vocab: byteVocab(), name: `${cfg.name} ${type}` });
+  renameSync(partial, file);
+  return { file, bytes };
+}

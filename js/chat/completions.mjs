@@ -8,7 +8,7 @@
 // grammars from response_format (json-schema.mjs), and a prefix-state cache
 // (state-cache.mjs) keeps the state after each prompt, so a history that is sent again
 // is not fed again.
-import { FORMATS, chatPrompt, ThoughtSplitter } from './template.mjs';
+import { FORMATS, chatPrompt, normalizeText, ThoughtSplitter } from './template.mjs';
 import { responseFormatGrammar } from './json-schema.mjs';
 import { StateCache, openStateStore, tokenHash } from './state-cache.mjs';
 import { GENERATE_OPTIONS, PRESETS, checkValue } from '../options.mjs';
@@ -123,10 +123,14 @@ export function promptSegments(prompt, format) {
   }).filter((s) => s !== '');
 }
 
+const sameTokens = (a, b) => a.length === b.length && a.every((t, i) => t === b[i]);
+
 /**
  * Runs requests on a model: tokenizes the prompt's segments, starts from the longest cached
  * prefix that ends at a segment boundary, caches the state at the start of the last
- * segment, and generates. Options: {stateCacheBytes, persist, cacheDir}.
+ * segment, and generates. After a reply, the state is cached once more where the reply's
+ * tokens are exactly those its text will be tokenized to in the next request (docs/chat.md).
+ * Options: {stateCacheBytes, persist, cacheDir}.
  */
 class Runner {
   #model;
@@ -163,7 +167,10 @@ class Runner {
 
   /**
    * Generation after `segments` (text pieces) with generate options; returns
-   * {gen, session, promptTokens, cachedTokens}. The caller disposes the session.
+   * {gen, promptTokens, cachedTokens, end(segment)}. The caller ends it with end(), which
+   * disposes the session; end(segment) with the text the reply will be in the next prompt
+   * (a segment of promptSegments) caches the state after the reply when the tokens
+   * sampled are the ones that text is tokenized to.
    */
   async start(segments, options, signal) {
     const model = this.#model;
@@ -195,7 +202,18 @@ class Runner {
       }
       const fed = Math.max(cached, cache.enabled ? keep : 0);
       const gen = session.generate(tokens.slice(fed), { ...options, signal });
-      return { gen, session, promptTokens: tokens.length, cachedTokens: cached };
+      const end = async (segment) => {
+        try {
+          const result = segment && cache.enabled ? await gen.result.catch(() => null) : null;
+          if (result?.stopReason === 'stop') {
+            const expected = await model.tokenize(segment);
+            if (sameTokens(expected, result.tokenIds)) await cache.put([...tokens, ...expected], await session.saveState());
+          }
+        } finally {
+          await session.dispose();
+        }
+      };
+      return { gen, end, promptTokens: tokens.length, cachedTokens: cached };
     } catch (err) {
       await session.dispose();
       throw err;
@@ -210,10 +228,10 @@ const usageOf = (promptTokens, completionTokens, cachedTokens) => ({
 
 /**
  * Pieces of a generation as chunks: makeChunks(piece) -> chunks; finish(result) -> the
- * chunks after the text. Runs the generation in `run` to its end, then disposes the
- * session. An abort ends the iteration with AbortError.
+ * chunks after the text. Runs the generation in `run` to its end, then ends the run with
+ * nextSegment() (see Runner.start). An abort ends the iteration with AbortError.
  */
-async function* chunks(run, { makeChunks, finish, usageChunk, includeUsage }) {
+async function* chunks(run, { makeChunks, finish, usageChunk, includeUsage, nextSegment = () => null }) {
   try {
     for await (const piece of run.gen) {
       yield* makeChunks(piece);
@@ -222,21 +240,21 @@ async function* chunks(run, { makeChunks, finish, usageChunk, includeUsage }) {
     yield* finish(result);
     if (includeUsage) yield usageChunk(usageOf(run.promptTokens, result.tokens, run.cachedTokens));
   } finally {
-    await run.session.dispose();
+    await run.end(nextSegment());
   }
 }
 
-/** Everything of a generation at once: {text, result}; the session disposed. */
-async function collect(run) {
+/** Everything of a generation at once: {text, result}; the run ended with nextSegment(text). */
+async function collect(run, nextSegment = () => null) {
+  let text = '';
   try {
-    let text = '';
     for await (const piece of run.gen) text += piece;
     return { text, result: await run.gen.result };
   } catch (err) {
     if (err instanceof AbortError || err?.name === 'AbortError') throw new AbortError('the request was aborted');
     throw err;
   } finally {
-    await run.session.dispose();
+    await run.end(nextSegment(text));
   }
 }
 
@@ -286,13 +304,23 @@ export class ChatCompletions {
     }
     const stop = [...new Set([...built.stop, ...(options.stop ?? [])])];
     const genOptions = { ...options, stop, ...(grammar === null ? {} : { grammar }) };
-    const run = await this.#runner.start(promptSegments(built.prompt, format), genOptions, request.signal);
+    const segments = promptSegments(built.prompt, format);
+    const run = await this.#runner.start(segments, genOptions, request.signal);
     const id = randomId('chatcmpl'), created = Math.floor(Date.now() / 1000), model = request.model ?? this.#model.name;
     const splitter = new ThoughtSplitter(built.thoughts);
-    if (!stream) {
-      const { text, result } = await collect(run);
+    // The reply as the next request's prompt will have it: after "Assistant:", a space, the
+    // answer and the separator (when the prompt ends with the bare "Assistant:").
+    const { separator, roles } = FORMATS[format];
+    const nextSegment = (answer) => (segments.at(-1) === `${roles.assistant}:` && normalizeText(answer)
+      ? ` ${normalizeText(answer)}${separator}` : null);
+    const split = (text) => {
       const a = splitter.push(text), b = splitter.finish();
-      const thought = a.thought + b.thought, content = a.answer + b.answer;
+      return { thought: a.thought + b.thought, content: a.answer + b.answer };
+    };
+    if (!stream) {
+      let reply;
+      const { result } = await collect(run, (text) => nextSegment((reply = split(text)).content));
+      const { thought, content } = reply;
       return {
         id, object: 'chat.completion', created, model, system_fingerprint: null,
         choices: [{
@@ -308,13 +336,16 @@ export class ChatCompletions {
     });
     const deltas = ({ thought, answer }) => [
       ...(thought ? [chunk({ reasoning_content: thought })] : []), ...(answer ? [chunk({ content: answer })] : [])];
+    let answer = '';
+    const answerOf = (parts) => { answer += parts.answer; return parts; };
     return (async function* () {
       yield chunk({ role: 'assistant', content: '' });
       yield* chunks(run, {
         includeUsage,
-        makeChunks: (piece) => deltas(splitter.push(piece)),
+        nextSegment: () => nextSegment(answer),
+        makeChunks: (piece) => deltas(answerOf(splitter.push(piece))),
         *finish(result) {
-          yield* deltas(splitter.finish());
+          yield* deltas(answerOf(splitter.finish()));
           yield chunk({}, finishReason(result.stopReason));
         },
         usageChunk: (usage) => ({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [], usage }),

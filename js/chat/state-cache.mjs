@@ -74,7 +74,8 @@ async function folderStore(dir, budgetBytes) {
   };
 }
 
-// ---- browsers: IndexedDB, one object store of {key, model, at, bytes}
+// ---- browsers: IndexedDB; `entries` holds {key, model, at, size} (read to find the least
+// recently used without reading states), `bytes` the entries' bytes under the same key
 
 const DB_NAME = 'rwkv-web-states';
 
@@ -87,25 +88,38 @@ function idbRequest(req) {
 
 async function indexedDbStore(modelKey, budgetBytes) {
   const open = indexedDB.open(DB_NAME, 1);
-  open.onupgradeneeded = () => open.result.createObjectStore('states', { keyPath: 'key' }).createIndex('model', 'model');
+  open.onupgradeneeded = () => {
+    open.result.createObjectStore('entries', { keyPath: 'key' }).createIndex('model', 'model');
+    open.result.createObjectStore('bytes');
+  };
   const db = await idbRequest(open);
-  const states = (mode) => db.transaction('states', mode).objectStore('states');
+  const stores = (mode) => {
+    const tx = db.transaction(['entries', 'bytes'], mode);
+    return [tx.objectStore('entries'), tx.objectStore('bytes')];
+  };
   return {
     async get(hash) {
-      const entry = await idbRequest(states('readonly').get(`${modelKey}/${hash}`));
-      if (!entry) return null;
-      await idbRequest(states('readwrite').put({ ...entry, at: Date.now() }));
-      return entry.bytes;
+      const key = `${modelKey}/${hash}`;
+      const [entries, bytes] = stores('readwrite');
+      const [entry, data] = await Promise.all([idbRequest(entries.get(key)), idbRequest(bytes.get(key))]);
+      if (!entry || !data) return null;
+      entries.put({ ...entry, at: Date.now() });
+      return data;
     },
-    async put(hash, bytes) {
-      await idbRequest(states('readwrite').put({ key: `${modelKey}/${hash}`, model: modelKey, at: Date.now(), bytes }));
-      const all = await idbRequest(states('readonly').index('model').getAll(modelKey));
+    async put(hash, data) {
+      const key = `${modelKey}/${hash}`;
+      const [entries, bytes] = stores('readwrite');
+      entries.put({ key, model: modelKey, at: Date.now(), size: data.length });
+      bytes.put(data, key);
+      const all = await idbRequest(entries.index('model').getAll(modelKey));
       all.sort((x, y) => y.at - x.at);
       let total = 0;
-      const store = states('readwrite');
       for (const e of all) {
-        total += e.bytes.length;
-        if (total > budgetBytes) store.delete(e.key);
+        total += e.size;
+        if (total > budgetBytes) {
+          entries.delete(e.key);
+          bytes.delete(e.key);
+        }
       }
     },
   };

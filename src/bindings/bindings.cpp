@@ -359,6 +359,45 @@ LoadOptions load_options(int matrices) {
   return options;
 }
 
+// {nLayer, nEmbd, vocabSize, bytes: {stored, F32, BF16, Q8_0, Q4_0}, vocabBytes, largestTensor}
+// (0 bytes: a precision the model cannot be held in).
+val plan_object(const ModelPlan& p) {
+  val o = val::object();
+  o.set("nLayer", p.config.n_layer);
+  o.set("nEmbd", p.config.C);
+  o.set("vocabSize", p.config.V);
+  val bytes = val::object();
+  bytes.set("stored", double(p.as_stored));
+  bytes.set("F32", double(p.f32));
+  bytes.set("BF16", double(p.bf16));
+  bytes.set("Q8_0", double(p.q8_0));
+  bytes.set("Q4_0", double(p.q4_0));
+  o.set("bytes", bytes);
+  o.set("vocabBytes", double(p.vocab_bytes));
+  o.set("largestTensor", double(p.largest_tensor));
+  return o;
+}
+
+// The plan of a model of these dimensions stored as bf16 (plan_for_shape): {nLayer, nEmbd,
+// headSize, ffnSize, vocabSize, loraW, loraA, loraV, loraG} in, as plan() out.
+val plan_shape(val shape) {
+  return guard([&] {
+    Config c;
+    c.n_layer = shape["nLayer"].as<int>();
+    c.C = shape["nEmbd"].as<int>();
+    c.N = shape["headSize"].as<int>();
+    if (c.N <= 0 || c.C % c.N != 0) throw Error("planShape: nEmbd must be a multiple of headSize");
+    c.H = c.C / c.N;
+    c.F = shape["ffnSize"].as<int>();
+    c.V = shape["vocabSize"].as<int>();
+    c.Dw = shape["loraW"].as<int>();
+    c.Da = shape["loraA"].as<int>();
+    c.Dv = shape["loraV"].as<int>();
+    c.Dg = shape["loraG"].as<int>();
+    return plan_object(plan_for_shape(c));
+  });
+}
+
 // A model file streamed into the heap (model/loader.h): JS writes each chunk at window()
 // (a heap offset; windowSize() bytes at most) and calls commit(n). Once planned(), plan()
 // tells the bytes of each precision and start(code) allocates the model; finish() gives
@@ -381,23 +420,7 @@ class WasmLoader {
   // {nLayer, nEmbd, vocabSize, bytes: {stored, F32, BF16, Q8_0, Q4_0}, vocabBytes, largestTensor}
   // (0 bytes: a precision this file cannot be held in).
   val plan() const {
-    return guard([&] {
-      const ModelPlan& p = loader.plan();
-      val o = val::object();
-      o.set("nLayer", p.config.n_layer);
-      o.set("nEmbd", p.config.C);
-      o.set("vocabSize", p.config.V);
-      val bytes = val::object();
-      bytes.set("stored", double(p.as_stored));
-      bytes.set("F32", double(p.f32));
-      bytes.set("BF16", double(p.bf16));
-      bytes.set("Q8_0", double(p.q8_0));
-      bytes.set("Q4_0", double(p.q4_0));
-      o.set("bytes", bytes);
-      o.set("vocabBytes", double(p.vocab_bytes));
-      o.set("largestTensor", double(p.largest_tensor));
-      return o;
-    });
+    return guard([&] { return plan_object(loader.plan()); });
   }
   void start(int matrices) { guard([&] { loader.start(load_options(matrices)); }); }
   // Output::File: `vocab` (bytes; empty keeps the file's) and `metadata` (JSON object of
@@ -543,6 +566,7 @@ EMSCRIPTEN_BINDINGS(rwkv) {
   using namespace emscripten;
   function("simd", +[]() { return std::string(kernels::simd_name()); });
   function("dtypeCodes", &dtype_codes);
+  function("planShape", &plan_shape);
   // Prompt tokens fed between two looks at the abort flag (the generator's and the worker's).
   function("prefillSlice", +[]() { return int(Generator::kPrefillSlice); });
   function("sampleOnce", &sample_once);

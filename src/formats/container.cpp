@@ -1,3 +1,4 @@
+#include "formats/gguf.h"
 #include "formats/container.h"
 
 #include <algorithm>
@@ -465,7 +466,8 @@ std::unique_ptr<ContainerReader> open_container(const uint8_t* head) {
   if (is_rwkv_file(head, kContainerSniffBytes)) return std::make_unique<RwkvReader>();
   if (std::memcmp(head, "PK\x03\x04", 4) == 0) return std::make_unique<ZipReader>();
   if (head[8] == '{') return std::make_unique<SafetensorsReader>();
-  throw Error("unrecognised model file: neither a PyTorch .pth (zip), a .safetensors nor a .rwkv file");
+  if (is_gguf(head, kContainerSniffBytes)) return make_gguf_reader();
+  throw Error("unrecognised model file: neither a PyTorch .pth (zip), a .safetensors, a GGUF nor a .rwkv file");
 }
 
 }  // namespace rwkv

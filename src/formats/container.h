@@ -8,9 +8,9 @@
 // Every container the loader reads has its header before its data: `.pth` (a zip whose
 // first entry is data.pkl, the storages as later entries, the central directory last
 // and checked against the local headers), `.safetensors` (JSON header first), `.rwkv`
-// (docs/format.md, JSON header first). One more container (GGUF: header, then tensor
-// data in offset order) plugs in by implementing ContainerReader and adding a line to
-// open_container().
+// (docs/format.md, JSON header first), GGUF (formats/gguf.h: header, then the tensor
+// data as one storage). Another container plugs in by implementing ContainerReader and
+// adding a line to open_container().
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +37,10 @@ struct TensorRecord {
   // model keeps when no conversion is asked for (F32, BF16, Q8_0 or Q4_0).
   std::function<void(const uint8_t* src, int64_t row0, int64_t n, float* out)> rows;
   uint64_t row_bytes = 0;
+  // With `rows`, for a tensor whose source rows are not ours (a transposed matrix) or do
+  // not fill whole blocks: its `whole_bytes` source bytes are one unit, converted once
+  // they are all there by rows(src, 0, shape[0], out) (a vector: one row).
+  uint64_t whole_bytes = 0;
   bool contiguous() const;
   int64_t numel() const;
 };
@@ -71,11 +75,14 @@ class ContainerReader {
   const std::vector<uint64_t>& storage_bytes() const { return storage_bytes_; }
   // The storage holding an embedded vocabulary (.rwkv), or -1.
   int vocab_storage() const { return vocab_storage_; }
+  // A vocabulary the header carries (GGUF's metadata), in kRwkvVocabFormat, or empty.
+  const std::string& vocab_text() const { return vocab_text_; }
 
  protected:
   std::vector<TensorRecord> tensors_;
   std::vector<uint64_t> storage_bytes_;
   int vocab_storage_ = -1;
+  std::string vocab_text_;
 };
 
 // Bytes open_container needs to tell the containers apart.

@@ -228,16 +228,25 @@ const GgmlTraits& readable(uint32_t type) {
 bool plain(uint32_t type) { return type == 0 || type == 1 || type == 30; }
 DType plain_dtype(uint32_t type) { return type == 0 ? DType::F32 : type == 1 ? DType::F16 : DType::BF16; }
 
-// Thrown by the cursor when the bytes end inside the header (caught by try_parse).
-struct NeedMore {};
+// Thrown by the cursor when the bytes end inside the header (caught by try_parse), with
+// a lower bound of the bytes still to come: a streaming reader can ask for that many and
+// never read past the header's end.
+struct NeedMore {
+  uint64_t bytes;
+};
+constexpr uint64_t kFar = uint64_t(1) << 62;  // "more than any file"
+// a * b, or kFar when that is more.
+uint64_t far_mul(uint64_t a, uint64_t b) { return b && a > kFar / b ? kFar : std::min(kFar, a * b); }
 
 class Cursor {
  public:
   Cursor(const uint8_t* data, size_t size) : data_(data), size_(size) {}
   size_t pos() const { return pos_; }
   size_t remaining() const { return size_ - pos_; }
+  // The least number of header bytes after the current field (kept by the parser).
+  uint64_t after = 0;
   const uint8_t* take(uint64_t n) {
-    if (n > remaining()) throw NeedMore{};
+    if (n > remaining()) throw NeedMore{std::min(kFar, n - remaining() + after)};
     const uint8_t* p = data_ + pos_;
     pos_ += size_t(n);
     return p;
@@ -288,7 +297,15 @@ void read_scalar(Cursor& c, uint32_t t, int64_t& i, double& f) {
   }
 }
 
-GgufValue read_value(Cursor& c, uint32_t type, const std::string& key, int depth) {
+// The parser's counts of what is still to come, for the lower bound of the header's rest.
+struct Rest {
+  uint64_t kvs = 0, tensors = 0, elements = 0, element_bytes = 0;
+  // Each metadata entry takes at least 13 bytes (key length, type, a 1-byte value), each
+  // tensor info 32 (name length, dimension count, one dimension, type, offset).
+  uint64_t bytes() const { return std::min(kFar, kvs * 13 + tensors * 32 + far_mul(elements, element_bytes)); }
+};
+
+GgufValue read_value(Cursor& c, uint32_t type, const std::string& key, int depth, Rest& rest) {
   GgufValue v;
   v.type = type;
   if (scalar_bytes(type)) {
@@ -301,14 +318,19 @@ GgufValue read_value(Cursor& c, uint32_t type, const std::string& key, int depth
     if (!scalar_bytes(v.elem) && v.elem != 8 && v.elem != 9)
       throw Error("GGUF metadata '" + key + "': an array of unknown value type " + std::to_string(v.elem));
     if (depth > 2) throw Error("GGUF metadata '" + key + "': arrays nested too deep");
-    // Every element takes at least one byte: a count beyond the bytes left needs more.
+    // Every element takes at least `least` bytes: a count beyond the bytes left needs more.
     const size_t least = v.elem == 8 ? 8 : v.elem == 9 ? 12 : scalar_bytes(v.elem);
-    if (v.count > c.remaining() / least) c.take(c.remaining() + 1);
+    if (v.count > c.remaining() / least) throw NeedMore{std::min(kFar, far_mul(v.count, least) - c.remaining() + rest.bytes())};
     for (uint64_t k = 0; k < v.count; ++k) {
+      if (depth == 0) {
+        rest.elements = v.count - k - 1;
+        rest.element_bytes = least;
+        c.after = rest.bytes();
+      }
       if (v.elem == 8) {
         v.strings.push_back(c.str("an element of '" + key + "'"));
       } else if (v.elem == 9) {
-        read_value(c, 9, key, depth + 1);
+        read_value(c, 9, key, depth + 1, rest);
       } else {
         int64_t i = 0;
         double f = 0;
@@ -317,6 +339,7 @@ GgufValue read_value(Cursor& c, uint32_t type, const std::string& key, int depth
         else v.ints.push_back(i);
       }
     }
+    if (depth == 0) rest.elements = 0;
   } else {
     throw Error("GGUF metadata '" + key + "' has unknown value type " + std::to_string(type));
   }
@@ -334,11 +357,16 @@ GgufHeader parse_header(const uint8_t* data, size_t size) {
   const uint64_t n_tensors = c.le<uint64_t>(), n_kv = c.le<uint64_t>();
   if (n_tensors > (1u << 20)) throw Error("GGUF header: " + std::to_string(n_tensors) + " tensors is more than a model has");
   if (n_kv > (1u << 20)) throw Error("GGUF header: " + std::to_string(n_kv) + " metadata entries is too many");
+  Rest rest{n_kv, n_tensors};
   std::unordered_set<std::string> keys;
   for (uint64_t k = 0; k < n_kv; ++k) {
+    rest.kvs = n_kv - k - 1;
+    c.after = rest.bytes() + 5;  // and this entry's type and value
     std::string key = c.str("a metadata key");
+    c.after = rest.bytes() + 1;
     const uint32_t type = c.le<uint32_t>();
-    GgufValue v = read_value(c, type, key, 0);
+    c.after = rest.bytes();
+    GgufValue v = read_value(c, type, key, 0, rest);
     if (!keys.insert(key).second) throw Error("GGUF metadata '" + key + "' appears twice");
     h.metadata.emplace_back(std::move(key), std::move(v));
   }
@@ -350,6 +378,8 @@ GgufHeader parse_header(const uint8_t* data, size_t size) {
   }
   std::unordered_set<std::string> names;
   for (uint64_t k = 0; k < n_tensors; ++k) {
+    rest.tensors = n_tensors - k - 1;
+    c.after = rest.bytes();
     GgufTensorInfo t;
     t.name = c.str("a tensor name");
     auto bad = [&](const std::string& why) { throw Error("GGUF tensor '" + t.name + "': " + why); };
@@ -378,7 +408,7 @@ GgufHeader parse_header(const uint8_t* data, size_t size) {
     h.tensors.push_back(std::move(t));
   }
   h.data_start = (c.pos() + h.alignment - 1) / h.alignment * h.alignment;
-  if (h.data_start > size) throw NeedMore{};  // the padding after the header is part of it
+  if (h.data_start > size) throw NeedMore{h.data_start - size};  // the padding after the header is part of it
   return h;
 }
 
@@ -623,6 +653,74 @@ std::string gguf_vocab_text(const GgufHeader& h) {
   }
   return text;
 }
+
+namespace {
+
+class GgufReader final : public ContainerReader {
+ public:
+  Segment next() override {
+    if (!header_) return {Segment::Meta, need_};
+    if (!data_sent_) {
+      data_sent_ = true;
+      return {Segment::Data, storage_bytes_[0], 0};
+    }
+    return {Segment::End};
+  }
+
+  void meta(const uint8_t* data, size_t size) override {
+    buf_.insert(buf_.end(), data, data + size);
+    try {
+      header_ = parse_header(buf_.data(), buf_.size());
+    } catch (const NeedMore& m) {
+      if (m.bytes >= kFar) throw Error("GGUF header: it claims more entries than any file holds");
+      need_ = m.bytes;
+      return;
+    }
+    std::vector<uint8_t>().swap(buf_);
+    uint64_t end = 0;
+    for (const auto& t : header_->tensors) end = std::max(end, t.offset + t.bytes);
+    storage_bytes_ = {end};
+    vocab_text_ = gguf_vocab_text(*header_);
+    for (const GgufSource& s : gguf_sources(*header_, 0)) tensors_.push_back(record(s, header_->data_start));
+  }
+
+  bool described() const override { return header_.has_value(); }
+
+ private:
+  static TensorRecord record(const GgufSource& s, uint64_t data_start) {
+    TensorRecord r;
+    r.name = s.key;
+    r.shape = s.shape;
+    r.stride.assign(s.shape.size(), 1);
+    for (size_t d = s.shape.size() - 1; d-- > 0;) r.stride[d] = r.stride[d + 1] * s.shape[d + 1];
+    r.offset = s.offset - data_start;
+    if (plain(s.type) && !s.transposed) {
+      r.dtype = plain_dtype(s.type);
+      return r;
+    }
+    if (s.large && !s.transposed) {  // by rows of ggml blocks
+      const uint32_t type = s.type;
+      const int64_t cols = s.shape[1];
+      r.dtype = type == uint32_t(GgmlType::Q8_0) ? DType::Q8_0 : type == uint32_t(GgmlType::Q4_0) ? DType::Q4_0 : DType::BF16;
+      r.row_bytes = s.bytes / uint64_t(s.shape[0]);
+      r.rows = [type, cols](const uint8_t* src, int64_t, int64_t n, float* out) { ggml_to_float(type, src, n * cols, out); };
+      return r;
+    }
+    r.dtype = s.type == uint32_t(GgmlType::BF16) ? DType::BF16 : DType::F32;
+    r.whole_bytes = r.row_bytes = s.bytes;
+    r.rows = [s](const uint8_t* src, int64_t, int64_t, float* out) { gguf_source_to_float(s, src, out); };
+    return r;
+  }
+
+  uint64_t need_ = 24;  // magic, version, the two counts
+  std::vector<uint8_t> buf_;
+  std::optional<GgufHeader> header_;
+  bool data_sent_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<ContainerReader> make_gguf_reader() { return std::make_unique<GgufReader>(); }
 
 std::vector<TensorInfo> read_gguf(const uint8_t* data, size_t size, DType large, std::vector<std::vector<uint8_t>>& owned,
                                   std::string& vocab) {

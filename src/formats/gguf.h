@@ -21,6 +21,7 @@
 
 #include "base/dtype.h"
 #include "formats/checkpoint.h"
+#include "formats/container.h"
 
 namespace rwkv {
 
@@ -123,6 +124,16 @@ void gguf_repack_blocks(uint32_t type, const uint8_t* src, int64_t rows, int64_t
 // (kRwkvVocabFormat: `id b'...' len` lines for the normal tokens); empty when the file
 // carries none.
 std::string gguf_vocab_text(const GgufHeader& h);
+
+// The streaming reader (formats/container.h): the header read as Meta segments of the
+// bytes it needs at least (never past its end, whatever the chunks), then the data
+// section as one storage. Records: F32/F16/BF16 tensors as they are; the transposed
+// LoRAs and any small tensor of a block type as one unit (TensorRecord::whole_bytes),
+// decoded to F32; large matrices of a block type by rows (ggml_to_float), kept as Q8_0 /
+// Q4_0 for those types (requantized from the decoded values: the same values for blocks
+// written as ggml's reference quantizer writes them) and as BF16 for the others. The
+// metadata's vocabulary is the reader's vocab_text().
+std::unique_ptr<ContainerReader> make_gguf_reader();
 
 // The tensors of a whole GGUF file in memory as checkpoint tensors: views into `data`
 // where the bytes are already ours (F32, F16, BF16: the LoRAs as transposed strided

@@ -38,7 +38,7 @@ uint64_t held_bytes_of(const TensorSlot& slot, DType t, int64_t numel) {
 
 // Bytes of a record's data in its storage (contiguous: from its offset on).
 uint64_t source_bytes(const TensorRecord& r) {
-  if (r.rows) return uint64_t(r.shape.empty() ? 1 : r.shape[0]) * r.row_bytes;
+  if (r.rows) return r.whole_bytes ? r.whole_bytes : uint64_t(r.shape.empty() ? 1 : r.shape[0]) * r.row_bytes;
   if (is_quantized(r.dtype)) return matrix_bytes(r.dtype, uint64_t(r.shape[0]), uint64_t(r.shape[1]));
   return uint64_t(r.numel()) * dtype_size(r.dtype);
 }
@@ -71,7 +71,43 @@ void check_scales(const std::string& name, const float* scale, size_t n) {
     if (!std::isfinite(scale[i])) throw Error("tensor '" + name + "' holds a NaN or infinite scale (block " + std::to_string(i) + ")");
 }
 
+// Each choice's bytes for the tensors of `slots`, stored as `stored` says (by slot), plus
+// the vocabulary's; a choice that cannot hold them counts 0 (start() says why).
+void plan_choices(ModelPlan& plan, const std::vector<TensorSlot>& slots, const std::vector<const TensorRecord*>& stored) {
+  const std::optional<DType> choices[] = {std::nullopt, DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0};
+  uint64_t* totals[] = {&plan.as_stored, &plan.f32, &plan.bf16, &plan.q8_0, &plan.q4_0};
+  for (int c = 0; c < 5; ++c) {
+    uint64_t total = 0;
+    try {
+      for (size_t i = 0; i < slots.size(); ++i)
+        total += align_up(held_bytes_of(slots[i], held_type(slots[i], *stored[i], choices[c]), stored[i]->numel()));
+      total += align_up(plan.vocab_bytes);
+    } catch (const Error&) {
+      total = 0;
+    }
+    *totals[c] = total;
+  }
+}
+
 }  // namespace
+
+ModelPlan plan_for_shape(const Config& config) {
+  ModelPlan plan;
+  plan.config = config;
+  Weights weights;
+  const std::vector<TensorSlot> slots = model_layout(config, weights);
+  std::vector<TensorRecord> records(slots.size());
+  std::vector<const TensorRecord*> stored(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    records[i].name = slots[i].name;
+    records[i].dtype = DType::BF16;
+    records[i].shape = slots[i].shape;
+    plan.largest_tensor = std::max(plan.largest_tensor, uint64_t(records[i].numel()) * 2);
+    stored[i] = &records[i];
+  }
+  plan_choices(plan, slots, stored);
+  return plan;
+}
 
 uint64_t ModelPlan::bytes(std::optional<DType> matrices) const {
   if (!matrices) return as_stored;
@@ -239,29 +275,17 @@ void StreamLoader::make_plan() {
     else t.cols = r.numel();
     t.src_begin = r.offset;
     t.src_bytes = r.contiguous() || r.rows ? source_bytes(r) : 0;
-    if (r.rows) t.unit = r.row_bytes;
+    if (r.rows) t.unit = r.whole_bytes ? r.whole_bytes : r.row_bytes;
     else if (is_quantized(r.dtype)) t.unit = t.src_bytes;
     else t.unit = uint64_t(t.cols) * dtype_size(r.dtype);
     plan.largest_tensor = std::max(plan.largest_tensor, source_bytes(r));
     places_.push_back(std::move(t));
   }
-  // Each choice's bytes; a choice that cannot hold this file counts 0 (start() says why).
-  const std::optional<DType> choices[] = {std::nullopt, DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0};
-  uint64_t* totals[] = {&plan.as_stored, &plan.f32, &plan.bf16, &plan.q8_0, &plan.q4_0};
   if (reader_->vocab_storage() >= 0) plan.vocab_bytes = reader_->storage_bytes()[size_t(reader_->vocab_storage())];
-  for (int c = 0; c < 5; ++c) {
-    uint64_t total = 0;
-    try {
-      for (const Place& t : places_) {
-        const TensorRecord& r = records[size_t(t.record)];
-        total += align_up(held_bytes_of(slots_[size_t(t.slot)], held_type(slots_[size_t(t.slot)], r, choices[c]), r.numel()));
-      }
-      total += align_up(plan.vocab_bytes);
-    } catch (const Error&) {
-      total = 0;
-    }
-    *totals[c] = total;
-  }
+  else plan.vocab_bytes = reader_->vocab_text().size();
+  std::vector<const TensorRecord*> stored(slots_.size());
+  for (const Place& t : places_) stored[size_t(t.slot)] = &records[size_t(t.record)];
+  plan_choices(plan, slots_, stored);
   // The tensors of each storage by offset; a storage whose tensors are strided or overlap
   // is read whole before they are placed.
   const size_t n_storages = reader_->storage_bytes().size();
@@ -314,7 +338,7 @@ void StreamLoader::start(const LoadOptions& options, std::string_view vocab, con
     }
     const int vs = reader_->vocab_storage();
     if (output_ == Output::Model) {
-      const uint64_t total = at + (vs >= 0 ? align_up(plan_->vocab_bytes) : 0);
+      const uint64_t total = at + align_up(plan_->vocab_bytes);
       if (total > SIZE_MAX) throw Error("the model needs " + std::to_string(total) + " bytes, more than this machine addresses");
       model_->file_ = Bytes::allocate(size_t(total));
       uint8_t* base = model_->file_.data.get();
@@ -330,12 +354,15 @@ void StreamLoader::start(const LoadOptions& options, std::string_view vocab, con
           if (is_quantized(t.to)) slot.mat->scale = reinterpret_cast<const float*>(t.dst + matrix_value_bytes(t.to, size_t(t.rows), size_t(t.cols)));
         }
       }
-      if (vs >= 0) {
+      if (plan_->vocab_bytes) {
         vocab_at_ = base + at;
         model_->vocab_ = {reinterpret_cast<const char*>(vocab_at_), size_t(plan_->vocab_bytes)};
+        // A vocabulary from the header (GGUF) is there now; one in a storage comes later.
+        if (vs < 0) std::memcpy(vocab_at_, reader_->vocab_text().data(), reader_->vocab_text().size());
       }
       model_->held_ = std::move(held);
     } else {
+      if (vocab.empty() && vs < 0) vocab = reader_->vocab_text();  // from the header (GGUF), or none
       keep_vocab_ = vocab.empty() && vs >= 0;
       image_ = layout_rwkv_file(plan_->config.entries(), held, keep_vocab_ ? plan_->vocab_bytes : vocab.size(), metadata);
       file_size_ = image_->size;
@@ -432,8 +459,10 @@ void StreamLoader::put(Place& t, const uint8_t* p, size_t n) {
     t.done += n;
     return;
   }
-  // A quantized tensor converted whole goes through staging_, which is aligned for its scales.
-  const bool whole = is_quantized(t.from) && !reader_->tensors()[size_t(t.record)].rows;
+  // A quantized tensor converted whole, or a record's one unit (whole_bytes), goes
+  // through staging_, which is aligned for its scales.
+  const TensorRecord& r = reader_->tensors()[size_t(t.record)];
+  const bool whole = (is_quantized(t.from) && !r.rows) || r.whole_bytes;
   if (!staging_.empty() || whole) {
     if (staging_.capacity() < t.unit) {
       staging_.reserve(size_t(t.unit));
@@ -479,6 +508,7 @@ void StreamLoader::convert_units(Place& t, const uint8_t* src, int64_t first, in
       if (!std::isfinite(row_[i])) non_finite(r.name, row * int64_t(cols) + int64_t(i));
   };
   if (r.rows) {
+    if (r.whole_bytes) first = 0, count = t.rows;  // the one unit is every row
     std::vector<float> rows(size_t(count) * cols);
     r.rows(src, first, count, rows.data());
     for (int64_t k = 0; k < count; ++k) {

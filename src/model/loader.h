@@ -55,6 +55,10 @@ struct ModelPlan {
   uint64_t bytes(std::optional<DType> matrices) const;
 };
 
+// The plan of a model of `config`'s dimensions stored as bf16 (as the published
+// checkpoints are), without a file: what each way of holding it would take.
+ModelPlan plan_for_shape(const Config& config);
+
 class StreamLoader {
  public:
   enum class Output { Model, File };

@@ -95,6 +95,29 @@ test('the state cache: a follow-up feeds only what is new and gives what a model
   assert.equal(r.choices[0].message.content, (await plain.chat.completions.create({ messages: changed, ...greedy })).choices[0].message.content);
 });
 
+test('after a reply whose tokens are those of its text, the next turn feeds only the new turn', { skip: skipNoFixtures }, async () => {
+  // A grammar makes the reply " bcf" and its end of turn; with the single "\n" (token 11)
+  // banned, the only tokens that write it are the ones the text is tokenized to.
+  const forced = { grammar: 'root ::= " bcf\\n\\n"', bannedTokens: [0, 11], max_tokens: 10 };
+  const messages = [{ role: 'user', content: 'first question' }];
+  const first = await model.chat.completions.create({ messages, ...forced });
+  assert.equal(first.choices[0].message.content, 'bcf');
+  assert.equal(first.choices[0].finish_reason, 'stop');
+  messages.push(first.choices[0].message, { role: 'user', content: 'second question' });
+  const r = await model.chat.completions.create({ messages, ...greedy });
+  const segments = promptSegments(chatPrompt(messages).prompt, 'g1');
+  assert.deepEqual(segments.slice(-4), ['Assistant:', ' bcf\n\n', 'User: second question\n\n', 'Assistant:']);
+  const through = (await Promise.all(segments.slice(0, -2).map((s) => model.tokenize(s)))).flat().length;
+  assert.equal(r.usage.prompt_tokens_details.cached_tokens, through, 'the state after the reply was used');
+  const want = await plain.chat.completions.create({ messages, ...greedy });
+  assert.equal(r.choices[0].message.content, want.choices[0].message.content);
+  // A reply that is not its text's tokenization is not kept: the next turn starts before it.
+  const loose = await model.chat.completions.create({ messages: messages.slice(0, 1), seed: 3, max_tokens: 6 });
+  const next = [...messages.slice(0, 1), loose.choices[0].message, { role: 'user', content: 'again' }];
+  const r2 = await model.chat.completions.create({ messages: next, ...greedy });
+  assert.ok(r2.usage.prompt_tokens_details.cached_tokens <= await tokensBeforeReply(model, chatPrompt(messages.slice(0, 1)).prompt));
+});
+
 test('the states are kept in the cache folder and used by the next model', { skip: skipNoFixtures }, async () => {
   const messages = [{ role: 'user', content: 'kept on disk' }, { role: 'assistant', content: 'yes' }, { role: 'user', content: 'and now' }];
   await model.chat.completions.create({ messages: messages.slice(0, 1), ...greedy });

@@ -9,7 +9,8 @@ import { writeGguf, ggufConfigOf } from '../../js/formats/gguf-writer.mjs';
 import { buildFixtureModel, FIXTURES } from '../../scripts/make-fixtures.mjs';
 import { readGguf, unescapeRwkvToken } from '../reference/gguf-read.mjs';
 import { dequantize, typeBytes } from '../reference/ggml-dequant.mjs';
-import { referenceDir } from './helpers.mjs';
+import { referenceDir, fixtureDir, readF32, maxAbsDiff } from './helpers.mjs';
+import * as rwkv from '../../js/rwkv.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rwkv-gguf-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -182,4 +183,77 @@ test('the World vocabulary is written as llama.cpp\'s converter writes it', { sk
   assert.equal(toks[65535], '[PAD65535]');
   assert.equal(unescapeRwkvToken(toks[65529]).toString(), ' '.repeat(128));
   assert.equal(m.get('tokenizer.ggml.eot_token_id'), 261);
+});
+
+// Through the library (the wasm core): GGUF fixtures of tests/reference/make-gguf-fixtures.mjs.
+const ggufFixture = (name) => path.join(fixtureDir, name);
+const skipNoGguf = fs.existsSync(ggufFixture('fix-L3-C64-H2.Q8_0.gguf')) ? false
+  : `GGUF fixtures missing in ${fixtureDir} (run: node tests/reference/make-gguf-fixtures.mjs)`;
+
+async function logitsOf(model, tokens) {
+  const s = await model.createSession();
+  const out = [];
+  for (const t of tokens) out.push(...(await s.step(t)));
+  return Float32Array.from(out);
+}
+const goldenOf = (run) => ({
+  tokens: JSON.parse(fs.readFileSync(ggufFixture(`${run}.json`), 'utf8')).tokens,
+  logits: readF32(ggufFixture(`${run}.logits.f32`)),
+});
+
+test('the library loads GGUF files: golden logits, Q8_0 kept as int8, k-quants decoded or requantized', { skip: skipNoGguf }, async () => {
+  const g3 = goldenOf('fix-L3-C64-H2.seq40');
+  for (const [file, dtype, tol] of [['fix-L3-C64-H2.F16.gguf', 'F32', 5e-4], ['fix-L3-C64-H2.Q8_0.gguf', 'Q8_0', 0.5]]) {
+    const model = await rwkv.load(ggufFixture(file), { cache: false });
+    try {
+      assert.equal(model.config.dtype, dtype, file);
+      assert.equal(model.config.nLayer, 3);
+      assert.ok(maxAbsDiff(await logitsOf(model, g3.tokens), g3.logits) <= tol, file);
+    } finally {
+      await model.dispose();
+    }
+  }
+  const gk = goldenOf('gguf-golden/fix-L2-C256.Q5_K.seq16');
+  const bytes = new Uint8Array(fs.readFileSync(ggufFixture('fix-L2-C256.Q5_K.gguf')));
+  for (const [quant, dtype, tol] of [['f32', 'F32', 5e-4], ['int8', 'Q8_0', 0.5], [undefined, 'BF16', 0.5]]) {
+    const model = await rwkv.load(bytes.slice(), { cache: false, quant });
+    try {
+      assert.equal(model.config.dtype, dtype, `quant ${quant}`);
+      assert.ok(maxAbsDiff(await logitsOf(model, gk.tokens), gk.logits) <= tol, `quant ${quant}`);
+    } finally {
+      await model.dispose();
+    }
+  }
+});
+
+test('a GGUF with the World vocabulary tokenizes as the vocabulary file, and converts to .rwkv with it',
+  { skip: skipNoGguf || (fs.existsSync(ggufFixture('rand-L2-D128-V65536.Q8_0.gguf')) ? false : 'rand-L2-D128-V65536.Q8_0.gguf is missing (no shared reference models)') },
+  async () => {
+    const text = 'The Eiffel Tower is in Paris.\n\nUser: 你好 \'quoted\' back\\slash';
+    const model = await rwkv.load(ggufFixture('rand-L2-D128-V65536.Q8_0.gguf'), { cache: false });
+    const withFile = await rwkv.load(path.join(referenceDir, 'models/rand-L2-D128-V65536.pth'), { cache: false, vocab: vocabFile });
+    try {
+      assert.equal(model.hasVocab, true);
+      assert.deepEqual(await model.tokenize(text), await withFile.tokenize(text));
+      const out = path.join(tmp, 'world.rwkv');
+      await model.save(out);
+      const again = await rwkv.load(out, { cache: false });
+      assert.equal(again.hasVocab, true);
+      assert.deepEqual(await again.tokenize(text), await withFile.tokenize(text));
+      await again.dispose();
+    } finally {
+      await model.dispose();
+      await withFile.dispose();
+    }
+  });
+
+test('a truncated or foreign GGUF is a ModelFormatError that says what is wrong', { skip: skipNoGguf }, async () => {
+  const good = fs.readFileSync(ggufFixture('fix-L3-C64-H2.Q4_0.gguf'));
+  await assert.rejects(rwkv.load(new Uint8Array(good.subarray(0, good.length >> 1)), { cache: false }),
+    (e) => e instanceof rwkv.ModelFormatError && /past the end of the \d+-byte file \(truncated download\?\)/.test(e.message));
+  const other = Buffer.from(good);
+  const at = other.indexOf('rwkv7', other.indexOf('general.architecture'));
+  other.write('llama', at, 'latin1');
+  await assert.rejects(rwkv.load(new Uint8Array(other), { cache: false }),
+    (e) => e instanceof rwkv.ModelFormatError && /'llama' model; only RWKV-7/.test(e.message));
 });

@@ -11,9 +11,10 @@
 //                                                     rand-L2-D128-V65536 as Q8_0 with the World
 //                                                     vocabulary): golden: shared/golden
 //   fix-L2-C256.{Q4_K,Q5_K,Q6_K}.gguf                 k-quant matrices (C and F multiples of 256)
-//   fix-L2-C256.{Q4_K,Q5_K,Q6_K}.seq16.{json,logits.f32,state.f32}
+//   gguf-golden/fix-L2-C256.{Q4_K,Q5_K,Q6_K}.seq16.{json,logits.f32,state.f32}
 //       the JS reference (tests/reference/rwkv7.mjs) on the weights as the reference
-//       decoder (tests/reference/ggml-dequant.mjs) reads them back from that GGUF file
+//       decoder (tests/reference/ggml-dequant.mjs) reads them back from that GGUF file (in a
+//       folder of their own: the other golden runs load their model as it is)
 //   ggml-blocks.<TYPE>.{bin,f32}                      random blocks of every block type the
 //       C++ reader decodes (finite scales, random values) and the reference decoder's output
 // Output is deterministic; nothing here is committed.
@@ -21,7 +22,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeGguf, ggufConfigOf } from '../../js/formats/gguf-writer.mjs';
-import { buildFixtureModel, FIXTURES, readPth, writeGolden, fixtureTokens, mulberry32 } from '../../scripts/make-fixtures.mjs';
+import { buildFixtureModel, FIXTURES, readPth, writeGolden, fixtureTokens } from '../../scripts/make-fixtures.mjs';
+import { mulberry32 } from '../../js/bench/random-model.mjs';
 import { readGguf } from './gguf-read.mjs';
 import { dequantize, typeBytes } from './ggml-dequant.mjs';
 
@@ -99,7 +101,8 @@ export async function main(outDir = 'build/fixtures', refDir = path.resolve(here
       if (info.type !== t) throw new Error(`${name}: ${gname} is ${info.type}, not ${t}`);
       return { ...x, data: dequantize(t, info.data, x.data.length) };
     });
-    written.push(...writeGolden(outDir, `${KQUANT_FIXTURE.name}.${t}.seq16`, name, decoded, tokens).files);
+    fs.mkdirSync(path.join(outDir, 'gguf-golden'), { recursive: true });
+    written.push(...writeGolden(path.join(outDir, 'gguf-golden'), `${KQUANT_FIXTURE.name}.${t}.seq16`, name, decoded, tokens).files);
   }
   for (const [i, type] of Object.keys(BLOCK_SCALES).entries()) {
     const blocks = 16, count = blocks * (type.endsWith('_K') ? 256 : 32);

@@ -583,6 +583,43 @@ test('byte-level trained model without isolation; errors are explained', { skip:
   }
 });
 
+test('the menu of published models: memory per precision from the core, the one Automatic loads marked, a click fills the fields', { skip, timeout: 120000 }, async () => {
+  ensureBuilt();
+  const srv = await startServer({ port: 0, models: [fixtures] });
+  const browser = await launch();
+  const { page } = browser;
+  const errors = collectErrors(page);
+  try {
+    await page.goto(`${srv.url}web/`);
+    const { G1_MODELS, WORLD_VOCAB_URL, shapeDims } = await import('../../js/catalog.mjs');
+    const rwkv = await import('../../js/rwkv.mjs');
+    const plans = await rwkv.planShapes(G1_MODELS.map((m) => shapeDims(m.shape)), { worker: false });
+    await page.waitForFunction((n) => document.querySelectorAll('#model-catalog .catalog-memory .fits').length === n, G1_MODELS.length);
+    const items = await page.$$eval('#model-catalog .catalog-item', (els) => els.map((el) => ({
+      id: el.dataset.model, memory: el.querySelector('.catalog-memory').textContent, fits: el.querySelector('.fits').textContent,
+    })));
+    const gb = (b) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GB` : `${Math.round(b / 2 ** 20)} MB`);
+    const names = { BF16: 'bf16', Q8_0: 'int8', Q4_0: '4-bit' };
+    assert.deepEqual(items.map((i) => i.id), G1_MODELS.map((m) => m.id));
+    items.forEach((item, i) => {
+      for (const [type, name] of Object.entries(names)) assert.ok(item.memory.includes(`${name} ${gb(plans[i].bytes[type])}`), `${item.id}: ${item.memory}`);
+      assert.equal(item.fits, `${names[plans[i].auto]} ${gb(plans[i].bytes[plans[i].auto])}`, item.id);
+    });
+    assert.equal(await page.inputValue('#quant'), 'auto');
+    await page.fill('#vocab-url', '');
+    await page.click('#model-catalog [data-model="g1a-1.5b"]');
+    assert.equal(await page.inputValue('#model-url'), G1_MODELS[2].url);
+    assert.equal(await page.inputValue('#vocab-url'), WORLD_VOCAB_URL);
+    assert.equal(await page.getAttribute('#model-catalog [data-model="g1a-1.5b"]', 'aria-pressed'), 'true');
+    assert.equal(await page.getAttribute('#model-catalog [data-model="g1a-0.1b"]', 'aria-pressed'), 'false');
+    await shot(page, 'model-menu.png');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await srv.close();
+  }
+});
+
 test('a dropped .rwkv file brings its own vocabulary', { skip, timeout: 120000 }, async () => {
   ensureBuilt();
   const srv = await startServer({ port: 0, models: [fixtures] });
@@ -591,7 +628,7 @@ test('a dropped .rwkv file brings its own vocabulary', { skip, timeout: 120000 }
   const errors = collectErrors(page);
   try {
     await page.goto(`${srv.url}web/`);
-    assert.equal(await page.getAttribute('#model-file', 'accept'), '.pth,.safetensors,.rwkv,.bin');
+    assert.equal(await page.getAttribute('#model-file', 'accept'), '.pth,.safetensors,.gguf,.rwkv,.bin');
     await page.evaluate(async (url) => {
       const dt = new DataTransfer();
       dt.items.add(new File([await (await fetch(url)).blob()], 'fix-L3-C64-H2.rwkv'));
