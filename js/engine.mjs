@@ -99,6 +99,9 @@ async function streamInto(core, loader, opened, ctx, onPlan, afterCommit = null)
     if (now - lastEmit > 100 || done === opened.size) {
       lastEmit = now;
       ctx.emit('progress', { loaded: done, total: opened.size, elapsedMs: now - started, cached: !!opened.cached });
+      // Chunks already buffered arrive without a turn of the event loop: let an abort in.
+      await yieldToEvents();
+      if (ctx.signal.aborted) throw new AbortError('loading the model was aborted');
     }
   }
   if (done !== opened.size) throw new ModelFormatError(`the model file ended after ${done} of ${opened.size} bytes (truncated download?)`);

@@ -619,6 +619,7 @@ void StreamLoader::pop() {
 }
 
 [[noreturn]] void StreamLoader::truncated() const {
+  if (position_ == 0) throw Error("unrecognised model file: it is empty");
   std::string where = "in the container's header";
   if (seg_.kind == Segment::Data && plan_) {
     where = "in the data of tensor storage " + std::to_string(seg_.storage);
