@@ -2,8 +2,9 @@
 // calling thread never blocks; every method here is a message to it.
 //
 //   const model = await load('model.pth', { vocab: 'rwkv_vocab_v20230424.txt', onProgress });
-//   const chat = await model.createSession();
-//   for await (const piece of chat.generate('User: hi\n\nAssistant:', { stop: ['\n\n'] })) ...
+//   const r = await model.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }] });
+//   const session = await model.createSession();     // raw prompts, states, logits
+//   for await (const piece of session.generate('Once upon a time', { maxTokens: 50 })) ...
 import { Client, inThreadEndpoints, serve, spawnWorker } from './protocol.mjs';
 import { clearCache as clearDownloads, describeSource } from './sources.mjs';
 import { clearModelCache, isModelKept } from './model-cache.mjs';

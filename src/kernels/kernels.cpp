@@ -194,101 +194,88 @@ void matvec_rows(const Matrix& W, const float* xp, float* y, int r0, int r1) {
   for (int r = r0 + q * kStreams; r < r1; ++r) dot_rows<D, 1>(w + size_t(r) * cols, 0, cols, xp, y + r, 0);
 }
 
-// R rows of f32 weights in pair order (wp, row stride ws) times TT rows of x in pair order
-// (xp, row stride xs), over columns [0, n): adds to acc[r][t] in the order of dot_rows.
-template <int R, int TT>
-inline void micro(const float* wp, size_t ws, const float* xp, size_t xs, size_t n, vf (&acc)[R][TT]) {
-  for (size_t c = 0; c < n; c += kBlock) {
-    vf xa[TT];
+// ---- prefill of F32/BF16 weights
+// T rows of src (row stride n) into groups of G rows (the last one smaller), each group
+// interleaved by kLanes floats over the first `body` columns: group g0 at
+// out + g0 * body, its row j's columns [c, c + kLanes) at c * gs + j * kLanes.
+void interleave(const float* src, int T, int n, int body, int G, std::vector<float>& out) {
+  out.resize(size_t(T) * body);
+  for (int g0 = 0; g0 < T; g0 += G) {
+    const int gs = std::min(G, T - g0);
+    float* o = out.data() + size_t(g0) * body;
+    for (int c = 0; c < body; c += kLanes)
+      for (int j = 0; j < gs; ++j) store(o + size_t(c) * gs + j * kLanes, load(src + size_t(g0 + j) * n + c));
+  }
+}
+
+// A tile: RR weight rows (from row a0 of a panel group of gr rows at w) by TTT tokens
+// (from token j0 of a token group of g at x), n columns; the running sums in registers,
+// one load per weight vector and per token vector. 2 x 4 (8 sums, 4 x vectors, a weight
+// vector and a product) measured ahead of 5 x 2, 3 x 3 and 3 x 4 in wasm by far (V8
+// spills past ~13 live vectors) and a little ahead of 4 x 2.
+constexpr int kTileRows = 2, kTileTokens = 4;
+template <int RR, int TTT>
+inline void plain_tile(const float* w, int gr, const float* x, int g, int n, vf (&acc)[RR][TTT]) {
+  const size_t ws = size_t(gr) * kLanes, xs = size_t(g) * kLanes;
+  for (int c = 0; c < n; c += kLanes, w += ws, x += xs) {
+    vf xv[TTT];
 #pragma GCC unroll 8
-    for (int t = 0; t < TT; ++t) xa[t] = load(xp + t * xs + c);
+    for (int j = 0; j < TTT; ++j) xv[j] = load(x + j * kLanes);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const vf w = load(wp + r * ws + c);
+    for (int i = 0; i < RR; ++i) {
+      const vf wv = load(w + i * kLanes);
 #pragma GCC unroll 8
-      for (int t = 0; t < TT; ++t) acc[r][t] = madd(w, xa[t], acc[r][t]);
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < TT; ++t) xa[t] = load(xp + t * xs + c + kLanes);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const vf w = load(wp + r * ws + c + kLanes);
-#pragma GCC unroll 8
-      for (int t = 0; t < TT; ++t) acc[r][t] = madd(w, xa[t], acc[r][t]);
+      for (int j = 0; j < TTT; ++j) acc[i][j] = madd(wv, xv[j], acc[i][j]);
     }
   }
 }
 
-// Columns per pass of matmul: a block of weight rows of them in f32 (15 KB) stays in L1
-// while every x row goes by; the running sums are kept between passes, so the order of
-// sums is unchanged.
-constexpr size_t kChunk = 768;
-
-// Weight rows per block of matmul: kRows x 2 running sums fit the 16 vector registers of
-// x86 (where wasm ends up), and 5 rows measured a little faster than 4 or 6.
-constexpr int kRows = 5;
-
-// Y[t][r] for rows [r0, r1) and all T rows of xp (pair order): blocks of kRows weight rows
-// (BF16: unpacked once into f32 in pair order) meet pairs of x rows.
+// Y[t][r] for rows [r0, r1) and all T tokens of xt (pair order, in groups of kTileTokens:
+// see interleave): kTileRows weight rows at a time are unpacked into f32 in pair order,
+// interleaved like the tokens (the panel: 2 rows of up to 3072 columns fit L1), then every
+// token group goes by. Every output summed in the order of dot_rows (a matmul row is the
+// matvec of that row, bit for bit).
 template <DType D>
-void matmul_rows(const Matrix& W, const float* xp, int T, float* Y, int r0, int r1) {
-  const size_t cols = size_t(W.cols), body = cols - cols % kBlock;
+void matmul_rows(const Matrix& W, const float* xt, const float* X, int T, float* Y, int r0, int r1) {
+  const int cols = W.cols, body = cols - cols % kBlock;
   const auto* w = Pair<D>::data(W);
-  std::vector<float> panel(D == DType::BF16 ? kRows * kChunk : 0);
-  std::vector<float> sums(kRows * size_t(T) * kLanes);
-  for (int r = r0; r < r1; r += kRows) {
-    const int nr = std::min(kRows, r1 - r);
-    float* acc = sums.data();  // at (i * T + t) * kLanes: the sums of row r + i with x row t
-    bool first = true;         // nothing stored yet: the sums are zero
-    auto get = [&](int i, int t) { return first ? splat(0) : load(acc + (size_t(i) * T + t) * kLanes); };
-    auto put = [&](int i, int t, vf v) { store(acc + (size_t(i) * T + t) * kLanes, v); };
-    for (size_t c0 = 0; c0 < body; c0 += kChunk, first = false) {
-      const size_t n = std::min(kChunk, body - c0);
-      const float* wp;
-      size_t ws;
-      if constexpr (D == DType::BF16) {
-        for (int i = 0; i < nr; ++i)
-          for (size_t c = 0; c < n; c += kBlock) {
-            vf a, b;
-            load_bf16x2(w + (size_t(r) + i) * cols + c0 + c, a, b);
-            store(panel.data() + i * kChunk + c, a);
-            store(panel.data() + i * kChunk + c + kLanes, b);
-          }
-        wp = panel.data(), ws = kChunk;
-      } else {
-        wp = w + size_t(r) * cols + c0, ws = cols;
-      }
-      const float* xc = xp + c0;
-      if (nr == kRows) {
-        int t = 0;
-        for (; t + 2 <= T; t += 2) {
-          vf a[kRows][2];
-          for (int i = 0; i < kRows; ++i) a[i][0] = get(i, t), a[i][1] = get(i, t + 1);
-          micro<kRows, 2>(wp, ws, xc + size_t(t) * cols, cols, n, a);
-          for (int i = 0; i < kRows; ++i) put(i, t, a[i][0]), put(i, t + 1, a[i][1]);
-        }
-        for (; t < T; ++t) {
-          vf a[kRows][1];
-          for (int i = 0; i < kRows; ++i) a[i][0] = get(i, t);
-          micro<kRows, 1>(wp, ws, xc + size_t(t) * cols, cols, n, a);
-          for (int i = 0; i < kRows; ++i) put(i, t, a[i][0]);
-        }
-      } else {
-        for (int i = 0; i < nr; ++i)
-          for (int t = 0; t < T; ++t) {
-            vf a[1][1] = {{get(i, t)}};
-            micro<1, 1>(wp + i * ws, ws, xc + size_t(t) * cols, cols, n, a);
-            put(i, t, a[0][0]);
-          }
+  std::vector<float> panel(size_t(kTileRows) * body);
+  for (int r = r0; r < r1; r += kTileRows) {
+    const int gr = std::min(kTileRows, r1 - r);
+    for (int a = 0; a < gr; ++a) {
+      const auto* row = w + (size_t(r) + a) * cols;
+      float* o = panel.data() + a * kLanes;
+      for (int c = 0; c < body; c += kBlock) {
+        vf p, q;
+        Pair<D>::load(row + c, p, q);
+        store(o + size_t(c) * gr, p);
+        store(o + size_t(c + kLanes) * gr, q);
       }
     }
-    for (int i = 0; i < nr; ++i) {
+    auto out = [&](int i, int t, vf acc) {
       const auto* wr = w + (size_t(r) + i) * cols;
-      for (int t = 0; t < T; ++t) {
-        float s = hsum(get(i, t));
-        const float* x = xp + size_t(t) * cols;
-        for (size_t c = body; c < cols; ++c) s += wval(wr, c) * x[c];
-        Y[size_t(t) * W.rows + r + i] = s;
+      const float* x = X + size_t(t) * cols;
+      float s = hsum(acc);
+      for (int c = body; c < cols; ++c) s += wval(wr, size_t(c)) * x[c];
+      Y[size_t(t) * W.rows + r + i] = s;
+    };
+    for (int t = 0; t < T; t += kTileTokens) {
+      const int g = std::min(kTileTokens, T - t);
+      const float* xg = xt + size_t(t) * body;
+      if (gr == kTileRows && g == kTileTokens) {
+        vf acc[kTileRows][kTileTokens];
+        for (auto& row : acc)
+          for (auto& v : row) v = splat(0);
+        plain_tile(panel.data(), gr, xg, g, body, acc);
+        for (int i = 0; i < kTileRows; ++i)
+          for (int j = 0; j < kTileTokens; ++j) out(i, t + j, acc[i][j]);
+      } else {
+        for (int i = 0; i < gr; ++i)
+          for (int j = 0; j < g; ++j) {
+            vf acc[1][1] = {{splat(0)}};
+            plain_tile(panel.data() + i * kLanes, gr, xg + j * kLanes, g, body, acc);
+            out(i, t + j, acc[0][0]);
+          }
       }
     }
   }
@@ -515,27 +502,67 @@ void qmatvec_rows(const Matrix& W, const int16_t* xq, const float* sx, float* y,
     qdot<D, 1, 1>(W.q() + size_t(r) * rq, 0, W.scale + size_t(r) * nb, 0, nb, xq, 0, sx, y + r, 0, 0);
 }
 
-// Y[t][r] for rows [r0, r1) and T rows of xq: blocks of kQRows weight rows (in L1) meet
-// pairs of x rows. (3 x 2 measured a little ahead of 4 x 2, 2 x 2, 2 x 4 and 4 x 1 in
-// wasm: ~17 GMAC/s on one thread, against ~12 for the f32 products of bf16 weights.)
-constexpr int kQRows = 3;
+// T rows of xq (row stride n) into groups of kQTileTokens rows, interleaved by blocks of
+// 32 values: group g0 at out + g0 * n, its row j's block b at (b * gs + j) * 32.
+constexpr int kQTileTokens = 4;
+void interleave_q(const int16_t* src, int T, int n, std::vector<int16_t>& out) {
+  out.resize(size_t(T) * n);
+  for (int g0 = 0; g0 < T; g0 += kQTileTokens) {
+    const int gs = std::min(kQTileTokens, T - g0);
+    int16_t* o = out.data() + size_t(g0) * n;
+    for (int c = 0; c < n; c += kQuantBlock)
+      for (int j = 0; j < gs; ++j)
+        std::memcpy(o + size_t(c) * gs + j * kQuantBlock, src + size_t(g0 + j) * n + c, kQuantBlock * sizeof(int16_t));
+  }
+}
+
+// One weight row (q: int8 blocks, sc: their scales) by TTT tokens from token j0 of a
+// token group of g at x: running sums in registers, the row's block widened once for
+// the TTT tokens.
+template <int TTT>
+inline void quant_tile(const uint8_t* q, const float* sc, int nb, const int16_t* x, int g, vf (&acc)[TTT]) {
+  const size_t xs = size_t(g) * kQuantBlock;
+  for (int b = 0; b < nb; ++b, x += xs) {
+    const qblock w = widen_q8(q + b * kQuantBlock);
+    const vf s = load_splat(sc + b);
+#pragma GCC unroll 8
+    for (int j = 0; j < TTT; ++j) acc[j] = madd(to_float(dot(w, load_q16(x + j * kQuantBlock))), s, acc[j]);
+  }
+}
+
+// Y[t][r] for rows [r0, r1) and all T tokens of xt (in groups: interleave_q), one weight
+// row at a time against each group of tokens (1 x 4 measured ahead of 3 x 2 with x rows
+// apart, and of tiles over rows widened to int16: the loads that widen int8 are one
+// instruction in wasm and on x86). Q4_0: the row is unpacked to int8 once (unpack_q4),
+// not for every group. Every output summed in the order of qdot (a matmul row is the
+// matvec of that row, bit for bit).
 template <DType D>
-void qmatmul_rows(const Matrix& W, const int16_t* xq, const float* sx, int T, float* Y, int r0, int r1) {
+void qmatmul_rows(const Matrix& W, const int16_t* xt, const float* sx, int T, float* Y, int r0, int r1) {
   const int nb = W.cols / kQuantBlock, cols = W.cols;
-  const size_t rq = size_t(nb) * kQBlockBytes<D>, R = size_t(W.rows);
-  for (int r = r0; r < r1; r += kQRows) {
+  const size_t rq = size_t(nb) * kQBlockBytes<D>;
+  std::vector<int8_t> row(D == DType::Q4_0 ? size_t(cols) : 0);
+  for (int r = r0; r < r1; ++r) {
     const uint8_t* q = W.q() + size_t(r) * rq;
+    if constexpr (D == DType::Q4_0) {
+      for (int b = 0; b < nb; ++b) unpack_q4(q + size_t(b) * kQBlockBytes<D>, row.data() + b * kQuantBlock);
+      q = reinterpret_cast<const uint8_t*>(row.data());
+    }
     const float* sc = W.scale + size_t(r) * nb;
-    if (r + kQRows <= r1) {
-      int t = 0;
-      for (; t + 2 <= T; t += 2)
-        qdot<D, kQRows, 2>(q, rq, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
-      for (; t < T; ++t)
-        qdot<D, kQRows, 1>(q, rq, sc, nb, nb, xq + size_t(t) * cols, cols, sx + t, Y + size_t(t) * R + r, 1, R);
-    } else {
-      for (int i = r; i < r1; ++i, q += rq, sc += nb)
-        for (int t = 0; t < T; ++t)
-          qdot<D, 1, 1>(q, 0, sc, 0, nb, xq + size_t(t) * cols, 0, sx + t, Y + size_t(t) * R + i, 0, 0);
+    for (int t = 0; t < T; t += kQTileTokens) {
+      const int g = std::min(kQTileTokens, T - t);
+      const int16_t* xg = xt + size_t(t) * cols;
+      if (g == kQTileTokens) {
+        vf acc[kQTileTokens];
+        for (auto& v : acc) v = splat(0);
+        quant_tile(q, sc, nb, xg, g, acc);
+        for (int j = 0; j < g; ++j) Y[size_t(t + j) * W.rows + r] = hsum(acc[j]) * sx[t + j];
+      } else {
+        for (int j = 0; j < g; ++j) {
+          vf acc[1] = {splat(0)};
+          quant_tile(q, sc, nb, xg + j * kQuantBlock, g, acc);
+          Y[size_t(t + j) * W.rows + r] = hsum(acc[0]) * sx[t + j];
+        }
+      }
     }
   }
 }
@@ -549,14 +576,22 @@ struct Prepared {
   std::vector<float> pairs;  // X in pair order (BF16), else empty (F32: X as it is)
   std::vector<int16_t> xq;   // quantized types: X as int16, (T, cols)
   std::vector<float> sx;     // and its scale per row, (T)
+  std::vector<int16_t> xqt;  // quantized types, T > 1: xq in groups of kQTileTokens (interleave_q)
+  std::vector<float> xt;     // plain types, T > 1: the pairs in groups of kTileTokens (interleave)
   const float* xp() const { return pairs.empty() ? X : pairs.data(); }
 };
 
 Prepared prepare(const Matrix& W, const float* X, int T) {
   Prepared p;
   p.X = X;
-  if (is_quantized(W.dtype)) quantize_x(X, T, W.cols, p.xq, p.sx);
-  else pair_order(W.dtype, X, T, W.cols, p.pairs);
+  const int n = W.cols;
+  if (is_quantized(W.dtype)) {
+    quantize_x(X, T, n, p.xq, p.sx);
+    if (T > 1) interleave_q(p.xq.data(), T, n, p.xqt);
+  } else {
+    pair_order(W.dtype, X, T, n, p.pairs);
+    if (T > 1) interleave(p.xp(), T, n, n - n % kBlock, kTileTokens, p.xt);
+  }
   return p;
 }
 
@@ -571,10 +606,10 @@ void matvec_range(const Matrix& W, const Prepared& x, float* y, int r0, int r1) 
 
 void matmul_range(const Matrix& W, const Prepared& x, int T, float* Y, int r0, int r1) {
   switch (W.dtype) {
-    case DType::F32: return matmul_rows<DType::F32>(W, x.xp(), T, Y, r0, r1);
-    case DType::Q8_0: return qmatmul_rows<DType::Q8_0>(W, x.xq.data(), x.sx.data(), T, Y, r0, r1);
-    case DType::Q4_0: return qmatmul_rows<DType::Q4_0>(W, x.xq.data(), x.sx.data(), T, Y, r0, r1);
-    default: return matmul_rows<DType::BF16>(W, x.xp(), T, Y, r0, r1);
+    case DType::F32: return matmul_rows<DType::F32>(W, x.xt.data(), x.X, T, Y, r0, r1);
+    case DType::Q8_0: return qmatmul_rows<DType::Q8_0>(W, x.xqt.data(), x.sx.data(), T, Y, r0, r1);
+    case DType::Q4_0: return qmatmul_rows<DType::Q4_0>(W, x.xqt.data(), x.sx.data(), T, Y, r0, r1);
+    default: return matmul_rows<DType::BF16>(W, x.xt.data(), x.X, T, Y, r0, r1);
   }
 }
 
@@ -597,7 +632,7 @@ void matmul(const Matrix& W, const float* X, int T, float* Y, ThreadPool& pool) 
   if (T == 1) return matvec(W, X, Y, pool);
   if (pool.size() == 1 || size_t(W.rows) * W.cols * T < g_parallel_min) return matmul(W, X, T, Y);
   const Prepared p = prepare(W, X, T);
-  pool.parallel_for(W.rows, is_quantized(W.dtype) ? kQRows : kRows, [&](int b, int e) { matmul_range(W, p, T, Y, b, e); });
+  pool.parallel_for(W.rows, is_quantized(W.dtype) ? 1 : kTileRows, [&](int b, int e) { matmul_range(W, p, T, Y, b, e); });
 }
 
 void vecmat(const Matrix& W, const float* X, int T, float* Y) {

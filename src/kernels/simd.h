@@ -2,10 +2,12 @@
 // The small SIMD vocabulary the kernels are written against, mapped to wasm SIMD128,
 // AVX2(+FMA), SSE2, or plain scalar code. `vf` holds kLanes floats.
 //
-// Integer part, for the quantized weights (quant.h): a `qblock` is one block of 32
+// Integer part, for the quantized weights (dtype.h): a `qblock` is one block of 32
 // values widened to int16; `dot` sums the 32 products of two of them into the int32
 // lanes of a `vi` (kLanes lanes; their sum is the block's dot product), which `to_float`
-// converts. The 4-lane mappings (wasm SIMD128, SSE2) compute the same lanes.
+// converts. The 4-lane mappings (wasm SIMD128, SSE2) compute the same lanes. unpack_q4
+// turns a block of 4-bit values into 32 int8, which widen_q8 then reads as the same
+// qblock as widen_q4 of the block.
 #include <cstdint>
 #include <cstring>
 
@@ -66,6 +68,13 @@ inline qblock load_q16(const int16_t* x) {
 inline qblock widen_q8(const uint8_t* p) {  // 32 int8, by loads that sign-extend 8 at a time
   return {{wasm_i16x8_load8x8(p), wasm_i16x8_load8x8(p + 8), wasm_i16x8_load8x8(p + 16), wasm_i16x8_load8x8(p + 24)}};
 }
+// 16 bytes of 4-bit values (j in the low nibble of byte j, j + 16 in its high nibble, each
+// stored + 8) into 32 int8 values.
+inline void unpack_q4(const uint8_t* p, int8_t* out) {
+  const v128_t v = wasm_v128_load(p), eight = wasm_i8x16_splat(8);
+  wasm_v128_store(out, wasm_i8x16_sub(wasm_v128_and(v, wasm_i8x16_splat(15)), eight));
+  wasm_v128_store(out + 16, wasm_i8x16_sub(wasm_u8x16_shr(v, 4), eight));
+}
 inline qblock widen_q4(const uint8_t* p) {  // 16 bytes: values j (low nibble) and j + 16 (high)
   const v128_t v = wasm_v128_load(p), eight = wasm_i8x16_splat(8);
   const v128_t lo = wasm_i8x16_sub(wasm_v128_and(v, wasm_i8x16_splat(15)), eight);
@@ -124,6 +133,12 @@ inline qblock widen_q8(const uint8_t* p) {
   return {{_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)))}};
 }
+inline void unpack_q4(const uint8_t* p, int8_t* out) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_sub_epi8(_mm_and_si128(v, m), eight));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m), eight));
+}
 inline qblock widen_q4(const uint8_t* p) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   const __m128i m = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
@@ -179,6 +194,12 @@ inline qblock widen_q8(const uint8_t* p) {
   const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
   return {{extend_lo8(a), extend_hi8(a), extend_lo8(b), extend_hi8(b)}};
 }
+inline void unpack_q4(const uint8_t* p, int8_t* out) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_sub_epi8(_mm_and_si128(v, m), eight));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m), eight));
+}
 inline qblock widen_q4(const uint8_t* p) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   const __m128i m = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
@@ -229,6 +250,9 @@ inline qblock widen_q8(const uint8_t* p) {
   qblock b;
   for (int i = 0; i < 32; ++i) b.v[i] = int8_t(p[i]);
   return b;
+}
+inline void unpack_q4(const uint8_t* p, int8_t* out) {
+  for (int j = 0; j < 16; ++j) out[j] = int8_t((p[j] & 15) - 8), out[j + 16] = int8_t((p[j] >> 4) - 8);
 }
 inline qblock widen_q4(const uint8_t* p) {
   qblock b;

@@ -43,10 +43,10 @@ test('shapeDims gives the dimensions the random model of that shape has', () => 
 test('planShapes: the bytes of each precision are those a loaded model of that shape takes; auto picks by the budget', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rwkv-plan-'));
   try {
-    const cfg = { name: 'plan', seed: 7, L: 2, C: 128, N: 64, F: 512, V: 512, Dw: 32, Da: 32, Dv: 32, Dg: 64, block0V: true };
+    const cfg = { name: 'plan', seed: 7, L: 2, C: 128, N: 64, F: 512, V: 16384, Dw: 32, Da: 32, Dv: 32, Dg: 64, block0V: true };
     const file = path.join(dir, 'plan.pth');
     writeRandomModel(file, cfg);
-    const dims = { nLayer: 2, nEmbd: 128, headSize: 64, ffnSize: 512, vocabSize: 512, loraW: 32, loraA: 32, loraV: 32, loraG: 64 };
+    const dims = { nLayer: 2, nEmbd: 128, headSize: 64, ffnSize: 512, vocabSize: 16384, loraW: 32, loraA: 32, loraV: 32, loraG: 64 };
     const [plan] = await rwkv.planShapes([dims], { worker: false });
     for (const [quant, type] of [['bf16', 'BF16'], ['int8', 'Q8_0'], ['q4', 'Q4_0']]) {
       const model = await rwkv.load(file, { quant, worker: false, threads: 1 });

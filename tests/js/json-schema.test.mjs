@@ -27,12 +27,24 @@ function checked(result) {
   return result;
 }
 
-/** A model file of the fixtures, copied into the wasm heap (the core takes the block over). */
+/** A model file of the fixtures, streamed into a core Loader window by window (as js/engine.mjs does). */
 function modelFromFile(file) {
   const data = readFileSync(file);
-  const ptr = core._malloc(data.length);
-  core.HEAPU8.set(data, ptr);
-  return core.Model.fromHeap(ptr, data.length, -1);
+  const loader = new core.Loader(false);
+  const startWhenPlanned = () => { if (loader.planned() && !loader.started()) loader.start(-1); };
+  try {
+    for (let at = 0; at < data.length;) {
+      startWhenPlanned();
+      const n = Math.min(data.length - at, loader.windowSize());
+      core.HEAPU8.set(data.subarray(at, at + n), loader.window());
+      loader.commit(n);
+      at += n;
+    }
+    startWhenPlanned();
+    return loader.finish();
+  } finally {
+    loader.delete();
+  }
 }
 
 /** Whether `grammar` accepts `text`, fed byte by byte through core.Grammar. */
