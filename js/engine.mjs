@@ -99,6 +99,9 @@ async function streamInto(core, loader, opened, ctx, onPlan, afterCommit = null)
     if (now - lastEmit > 100 || done === opened.size) {
       lastEmit = now;
       ctx.emit('progress', { loaded: done, total: opened.size, elapsedMs: now - started, cached: !!opened.cached });
+      // Chunks already buffered arrive without a turn of the event loop: let an abort in.
+      await yieldToEvents();
+      if (ctx.signal.aborted) throw new AbortError('loading the model was aborted');
     }
   }
   if (done !== opened.size) throw new ModelFormatError(`the model file ended after ${done} of ${opened.size} bytes (truncated download?)`);
@@ -336,12 +339,13 @@ export function createEngine() {
           done += bytesWritten;
         }
       };
-      let header = null, chosen = quant, size = 0, dtype = '';
+      let header = null, chosen = quant, size = 0, dtype = '', keptVocab = vocabBytes.length;
       try {
         await streamInto(core, loader, opened, ctx, (plan) => {
           chosen = chooseQuant(plan, quant, options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
           const r = checked(loader.startFile(chosen ? core.dtypeCodes()[chosen] : -1, vocabBytes, JSON.stringify(metadata)));
           header = r.header.slice();
+          keptVocab ||= plan.vocabBytes;
           ({ size, dtype } = r);
         }, async () => {
           if (header) {
@@ -358,7 +362,7 @@ export function createEngine() {
         await fh.truncate(size);
         await fh.close();
         await rename(tmp, path);
-        return { bytes: size, peakBytes, dtype, vocabBytes: vocabBytes.length };
+        return { bytes: size, peakBytes, dtype, vocabBytes: keptVocab };
       } catch (err) {
         opened.cancel?.();
         await fh.close().catch(() => {});

@@ -316,7 +316,7 @@ export declare class Model {
   tokenize(text: string): Promise<number[]>;
   detokenize(tokens: ArrayLike<number>): Promise<string>;
   sample(logits: ArrayLike<number>, options?: SamplingOptions): Promise<number>;
-  memory(): Promise<{ wasmHeapBytes: number; heapUsedBytes: number; models: number; sessions: number }>;
+  memory(): Promise<{ wasmHeapBytes: number; heapUsedBytes: number; models: number; sessions: number; modelBytes: number; loadPeakBytes: number }>;
   /**
    * Node: writes the model as a .rwkv file (docs/format.md), weights as held (after
    * `quant`), with a vocabulary (default: the one embedded in its file) and metadata.

@@ -107,6 +107,7 @@ class SafetensorsReader : public TableReader {
     stage_ = 2;
   }
   bool described() const override { return stage_ == 2; }
+  const char* kind() const override { return "safetensors file"; }
 
  private:
   int stage_ = 0;
@@ -148,6 +149,7 @@ class RwkvReader : public TableReader {
     stage_ = 2;
   }
   bool described() const override { return stage_ == 2; }
+  const char* kind() const override { return "rwkv file"; }
 
  private:
   int stage_ = 0;
@@ -169,6 +171,7 @@ class ZipReader : public ContainerReader {
     return s;
   }
   bool described() const override { return described_; }
+  const char* kind() const override { return "zip archive"; }
 
   void meta(const uint8_t* p, size_t n) override {
     switch (state_) {

@@ -68,6 +68,8 @@ class ContainerReader {
   // True once the header is read: tensors(), storage_bytes() and vocab_storage() are
   // final from then on, and no Data segment comes before.
   virtual bool described() const = 0;
+  // The container's kind, as messages name it: "zip archive", "rwkv file", ...
+  virtual const char* kind() const = 0;
   const std::vector<TensorRecord>& tensors() const { return tensors_; }
   // Bytes of each storage (what its Data segment will carry).
   const std::vector<uint64_t>& storage_bytes() const { return storage_bytes_; }

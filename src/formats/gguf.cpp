@@ -685,6 +685,7 @@ class GgufReader final : public ContainerReader {
   }
 
   bool described() const override { return header_.has_value(); }
+  const char* kind() const override { return "GGUF file"; }
 
  private:
   static TensorRecord record(const GgufSource& s, uint64_t data_start) {

@@ -13,6 +13,9 @@ namespace rwkv {
 namespace {
 
 constexpr uint64_t kAlign = 64;
+// The model's memory comes in blocks of at most this many bytes (a larger tensor gets a
+// block of its own): wasm32's allocator refuses single blocks of 2 GB and more.
+constexpr uint64_t kBlockBytes = uint64_t(1) << 30;
 uint64_t align_up(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 // The type a tensor is held in when the matrices are held as `matrices` asks (see
@@ -324,26 +327,36 @@ void StreamLoader::start(const LoadOptions& options, std::string_view vocab, con
   try {
     const auto& records = reader_->tensors();
     std::vector<HeldTensor> held;
-    uint64_t at = 0;
     for (Place& t : places_) {
       const TensorSlot& slot = slots_[size_t(t.slot)];
       const TensorRecord& r = records[size_t(t.record)];
       t.to = held_type(slot, r, options.matrices);
       t.held = held_bytes_of(slot, t.to, r.numel());
       t.pass = !r.rows && t.to == r.dtype && !buffered_[size_t(r.storage)];
-      t.offset = at;
-      at = align_up(at + t.held);
       held.push_back({slot.name, t.to, slot.vec ? r.shape : slot.shape, nullptr, size_t(t.held)});
       if (slot.mat == &model_->weights_.head) weight_dtype_ = t.to;
     }
     const int vs = reader_->vocab_storage();
     if (output_ == Output::Model) {
-      const uint64_t total = at + align_up(plan_->vocab_bytes);
-      if (total > SIZE_MAX) throw Error("the model needs " + std::to_string(total) + " bytes, more than this machine addresses");
-      model_->file_ = Bytes::allocate(size_t(total));
-      uint8_t* base = model_->file_.data.get();
-      for (Place& t : places_) {
-        t.dst = base + t.offset;
+      // Blocks of at most kBlockBytes, tensors in order, each whole in one block.
+      std::vector<uint64_t> sizes{0};
+      std::vector<size_t> block_of;
+      auto place = [&](uint64_t bytes) {
+        if (sizes.back() && sizes.back() + align_up(bytes) > kBlockBytes) sizes.push_back(0);
+        block_of.push_back(sizes.size() - 1);
+        const uint64_t offset = sizes.back();
+        sizes.back() += align_up(bytes);
+        return offset;
+      };
+      for (Place& t : places_) t.offset = place(t.held);
+      const uint64_t vocab_offset = plan_->vocab_bytes ? place(plan_->vocab_bytes) : 0;
+      for (uint64_t n : sizes) {
+        if (n > SIZE_MAX) throw Error("the model needs a block of " + std::to_string(n) + " bytes, more than this machine addresses");
+        model_->blocks_.push_back(Bytes::allocate(size_t(n)));
+      }
+      for (size_t i = 0; i < places_.size(); ++i) {
+        Place& t = places_[i];
+        t.dst = model_->blocks_[block_of[i]].data.get() + t.offset;
         HeldTensor& h = held[size_t(t.slot)];
         h.data = t.dst;
         const TensorSlot& slot = slots_[size_t(t.slot)];
@@ -355,7 +368,7 @@ void StreamLoader::start(const LoadOptions& options, std::string_view vocab, con
         }
       }
       if (plan_->vocab_bytes) {
-        vocab_at_ = base + at;
+        vocab_at_ = model_->blocks_[block_of.back()].data.get() + vocab_offset;
         model_->vocab_ = {reinterpret_cast<const char*>(vocab_at_), size_t(plan_->vocab_bytes)};
         // A vocabulary from the header (GGUF) is there now; one in a storage comes later.
         if (vs < 0) std::memcpy(vocab_at_, reader_->vocab_text().data(), reader_->vocab_text().size());
@@ -606,6 +619,7 @@ void StreamLoader::pop() {
 }
 
 [[noreturn]] void StreamLoader::truncated() const {
+  if (position_ == 0) throw Error("unrecognised model file: it is empty");
   std::string where = "in the container's header";
   if (seg_.kind == Segment::Data && plan_) {
     where = "in the data of tensor storage " + std::to_string(seg_.storage);
@@ -615,7 +629,8 @@ void StreamLoader::pop() {
   } else if (plan_) {
     where = "before the end of the container";
   }
-  throw Error("the model file ended after " + std::to_string(position_) + " bytes, " + where + " (truncated download?)");
+  throw Error(std::string(reader_ ? reader_->kind() : "model file") + ": the file ended after " + std::to_string(position_) +
+              " bytes, " + where + " (truncated download?)");
 }
 
 std::unique_ptr<Model> StreamLoader::finish() {
@@ -638,7 +653,7 @@ std::unique_ptr<Model> StreamLoader::finish() {
 
 void StreamLoader::recount() {
   held_ = input_.capacity() + staging_.capacity() + meta_.capacity() + parts_bytes_ + row_.capacity() * sizeof(float) +
-          (model_ ? model_->file_.size : 0);
+          (model_ ? model_->memory_bytes() : 0);
   peak_ = std::max(peak_, held_);
 }
 

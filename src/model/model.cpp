@@ -305,6 +305,7 @@ std::vector<TensorSlot> model_layout(const Config& c, Weights& w) {
 
 size_t Model::memory_bytes() const {
   size_t n = file_.size + vectors_.capacity() * sizeof(float);
+  for (const auto& b : blocks_) n += b.size;
   for (const auto& o : owned_) n += o.size();
   return n;
 }

@@ -108,7 +108,8 @@ class Model {
  private:
   friend class StreamLoader;
   Model() = default;
-  Bytes file_;  // the file (Model::load), or the one block a StreamLoader filled
+  Bytes file_;                 // the file (Model::load)
+  std::vector<Bytes> blocks_;  // or the blocks a StreamLoader filled
   std::vector<float> vectors_;              // small (C)-sized tensors, as f32
   std::vector<std::vector<uint8_t>> owned_; // matrices converted at load (f16, strided, misaligned)
   Config config_;

@@ -4,27 +4,20 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import http from 'node:http';
 import * as rwkv from '../../js/rwkv.mjs';
 import { startServer } from './http-server.mjs';
 import { fixtureDir, skipNoFixtures, haveFixtures } from './helpers.mjs';
 
 const fx = (name) => path.join(fixtureDir, name);
 const bytes = (name) => new Uint8Array(readFileSync(fx(name)));
-let server, bigServer, bigUrl;
+let server;
 
 before(async () => {
   if (!haveFixtures) return;
   server = await startServer(fixtureDir);
-  // Announces a 5 GB model: more than a wasm32 heap can ever hold.
-  bigServer = http.createServer((req, res) => { res.writeHead(200, { 'content-length': String(5 * 2 ** 30) }); res.write('PK'); });
-  await new Promise((r) => bigServer.listen(0, '127.0.0.1', r));
-  bigUrl = `http://127.0.0.1:${bigServer.address().port}/huge.pth`;
 });
 after(async () => {
   await server?.close();
-  bigServer?.closeAllConnections();
-  await new Promise((r) => (bigServer ? bigServer.close(r) : r()));
 });
 
 // A safetensors file of fix-L3 with one change made through its header and data.
@@ -71,7 +64,6 @@ const badLoads = () => [
   ['byte count not matching the shape', editSafetensors((h) => { h['ln_out.weight'].shape = [65]; }), {}, rwkv.ModelFormatError, /'ln_out\.weight': shape \(65,\) needs 260 bytes/],
   ['unsupported dtype', editSafetensors((h) => { h['ln_out.bias'].dtype = 'I64'; }), {}, rwkv.ModelFormatError, /dtype I64 is not supported/],
   ['heads not dividing n_embd', editSafetensors((h) => { h['blocks.0.att.r_k'].shape = [3, 16]; h['blocks.0.att.r_k'].data_offsets[1] -= 4 * 16; }), {}, rwkv.ModelFormatError, /heads x head size must equal n_embd 64/],
-  ['model larger than wasm32 memory', () => bigUrl, { cache: false }, rwkv.OutOfMemoryError, /5120 MB model does not fit in the wasm heap/],
   ['missing file', fx('no-such-model.pth'), {}, rwkv.LoadError, /no such file/],
   ['HTTP 404', () => `${server.base}/fix-L3-C64-H2.pth?status=404`, { cache: false }, rwkv.LoadError, /HTTP 404/],
   ['vocabulary with a malformed line', fx('fix-L3-C64-H2.pth'), { vocab: new TextEncoder().encode(vocab().replace("258 'User' 4", "258 'User 4")) }, rwkv.VocabError, /line 258/],

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// load-check.mjs — loads one model with one quant through the library (Node, the wasm
+// build) and prints what loading cost and that the model generates: load time, MB/s of
+// the file, the wasm heap's size after loading (it only grows, so this is its peak), the
+// loader's own peak, the model's bytes, and a few generated tokens per second.
+//
+//   node scripts/load-check.mjs --shape 0.1B|0.4B|1.5B|2.9B [--quant auto,int8,q4] [--tokens 16] [--threads N] [--vocab FILE]
+//   node scripts/load-check.mjs --model FILE [...]
+//
+// Each quant of the list loads in a fresh worker (a fresh heap), one after the other; one
+// JSON line each. The vocabulary defaults to the World vocabulary of ../shared/reference.
+//
+// --shape writes the random model of that published shape to build/bench/ first when it
+// is not there (js/bench/random-model.mjs; the 2.9B shape is a 5.9 GB file). Not part of
+// npm test: the large shapes take minutes and gigabytes.
+import { parseArgs } from 'node:util';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { load } from '../js/rwkv.mjs';
+import { shapeConfig, writeRandomModel } from '../js/bench/random-model.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const { values } = parseArgs({
+  options: {
+    shape: { type: 'string' }, model: { type: 'string' }, quant: { type: 'string', default: 'auto' },
+    tokens: { type: 'string', default: '16' }, threads: { type: 'string' },
+    vocab: { type: 'string', default: path.join(fileURLToPath(new URL('..', import.meta.url)), '../shared/reference/vocab/rwkv_vocab_v20230424.txt') },
+  },
+});
+const mb = (n) => `${(n / 2 ** 20).toFixed(0)} MB`;
+
+let file = values.model;
+if (!file) {
+  if (!values.shape) throw new Error('load-check needs --shape 0.1B|0.4B|1.5B|2.9B or --model FILE');
+  const cfg = shapeConfig(values.shape);
+  file = path.join(root, 'build/bench', `${cfg.name}.pth`);
+  if (!existsSync(file)) {
+    const t0 = performance.now();
+    writeRandomModel(file, cfg);
+    console.log(`wrote ${file} (${mb(statSync(file).size)}) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+}
+const fileBytes = statSync(file).size;
+for (const quant of values.quant.split(',')) {
+  const t0 = performance.now();
+  const model = await load(file, { quant, vocab: values.vocab, cache: false, ...(values.threads ? { threads: Number(values.threads) } : {}) });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const mem = await model.memory();
+  const session = await model.createSession();
+  const result = await session.generate([0, 510, 1000, 7], { maxTokens: Number(values.tokens), temperature: 1, seed: 1, bannedTokens: [0] }).result;
+  console.log(JSON.stringify({
+    file: path.basename(file), fileMB: +(fileBytes / 2 ** 20).toFixed(1), quant, dtype: model.config.dtype,
+    loadSeconds: +loadSeconds.toFixed(2), loadMBps: +(fileBytes / 2 ** 20 / loadSeconds).toFixed(1),
+    heapPeakMB: +(mem.wasmHeapBytes / 2 ** 20).toFixed(1), loaderPeakMB: +(mem.loadPeakBytes / 2 ** 20).toFixed(1),
+    modelMB: +(mem.modelBytes / 2 ** 20).toFixed(1), threads: model.runtime.threads,
+    tokens: result.tokens, tokensPerSecond: +result.tokensPerSecond.toFixed(2),
+  }));
+  await model.dispose();
+}
