@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/simd.h"
 #include "kernels/threads.h"
 
@@ -581,7 +582,44 @@ struct Prepared {
   const float* xp() const { return pairs.empty() ? X : pairs.data(); }
 };
 
+// The kernels of each weight type, in the spirit of ggml's type traits: y = W x over the
+// rows [r0, r1) (x prepared by prepare()), and Y = W X for T tokens. One entry per DType,
+// in its order; F16 is never a Matrix's type (F16 files are held as F32).
+struct KernelTraits {
+  void (*matvec)(const Matrix& W, const Prepared& x, float* y, int r0, int r1);
+  void (*matmul)(const Matrix& W, const Prepared& x, int T, float* Y, int r0, int r1);
+};
+
+template <DType D>
+void plain_matvec(const Matrix& W, const Prepared& x, float* y, int r0, int r1) { matvec_rows<D>(W, x.xp(), y, r0, r1); }
+template <DType D>
+void plain_matmul(const Matrix& W, const Prepared& x, int T, float* Y, int r0, int r1) {
+  matmul_rows<D>(W, x.xt.data(), x.X, T, Y, r0, r1);
+}
+template <DType D>
+void quant_matvec(const Matrix& W, const Prepared& x, float* y, int r0, int r1) {
+  qmatvec_rows<D>(W, x.xq.data(), x.sx.data(), y, r0, r1);
+}
+template <DType D>
+void quant_matmul(const Matrix& W, const Prepared& x, int T, float* Y, int r0, int r1) {
+  qmatmul_rows<D>(W, x.xqt.data(), x.sx.data(), T, Y, r0, r1);
+}
+
+constexpr KernelTraits kKernels[kDTypeCount] = {
+    {plain_matvec<DType::F32>, plain_matmul<DType::F32>},    // F32
+    {nullptr, nullptr},                                      // F16
+    {plain_matvec<DType::BF16>, plain_matmul<DType::BF16>},  // BF16
+    {quant_matvec<DType::Q8_0>, quant_matmul<DType::Q8_0>},  // Q8_0
+    {quant_matvec<DType::Q4_0>, quant_matmul<DType::Q4_0>},  // Q4_0
+};
+
+// Checked on the calling thread (prepare()), so that the pool's threads never throw.
+void check_kernels(const Matrix& W) {
+  if (!kKernels[int(W.dtype)].matvec) throw Error(std::string("no matrix kernels for weight type ") + dtype_name(W.dtype));
+}
+
 Prepared prepare(const Matrix& W, const float* X, int T) {
+  check_kernels(W);
   Prepared p;
   p.X = X;
   const int n = W.cols;
@@ -595,22 +633,10 @@ Prepared prepare(const Matrix& W, const float* X, int T) {
   return p;
 }
 
-void matvec_range(const Matrix& W, const Prepared& x, float* y, int r0, int r1) {
-  switch (W.dtype) {
-    case DType::F32: return matvec_rows<DType::F32>(W, x.xp(), y, r0, r1);
-    case DType::Q8_0: return qmatvec_rows<DType::Q8_0>(W, x.xq.data(), x.sx.data(), y, r0, r1);
-    case DType::Q4_0: return qmatvec_rows<DType::Q4_0>(W, x.xq.data(), x.sx.data(), y, r0, r1);
-    default: return matvec_rows<DType::BF16>(W, x.xp(), y, r0, r1);
-  }
-}
+void matvec_range(const Matrix& W, const Prepared& x, float* y, int r0, int r1) { kKernels[int(W.dtype)].matvec(W, x, y, r0, r1); }
 
 void matmul_range(const Matrix& W, const Prepared& x, int T, float* Y, int r0, int r1) {
-  switch (W.dtype) {
-    case DType::F32: return matmul_rows<DType::F32>(W, x.xt.data(), x.X, T, Y, r0, r1);
-    case DType::Q8_0: return qmatmul_rows<DType::Q8_0>(W, x.xqt.data(), x.sx.data(), T, Y, r0, r1);
-    case DType::Q4_0: return qmatmul_rows<DType::Q4_0>(W, x.xqt.data(), x.sx.data(), T, Y, r0, r1);
-    default: return matmul_rows<DType::BF16>(W, x.xt.data(), x.X, T, Y, r0, r1);
-  }
+  kKernels[int(W.dtype)].matmul(W, x, T, Y, r0, r1);
 }
 
 }  // namespace
