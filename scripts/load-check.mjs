@@ -6,6 +6,7 @@
 //
 //   node scripts/load-check.mjs --shape 0.1B|0.4B|1.5B|2.9B [--quant auto,int8,q4] [--tokens 16] [--threads N] [--vocab FILE]
 //   node scripts/load-check.mjs --model FILE [...]
+//   node scripts/load-check.mjs ... --browser     (the same in headless Chromium, the page's build)
 //
 // Each quant of the list loads in a fresh worker (a fresh heap), one after the other; one
 // JSON line each. The vocabulary defaults to the World vocabulary of ../shared/reference.
@@ -24,7 +25,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({
   options: {
     shape: { type: 'string' }, model: { type: 'string' }, quant: { type: 'string', default: 'auto' },
-    tokens: { type: 'string', default: '16' }, threads: { type: 'string' },
+    tokens: { type: 'string', default: '16' }, threads: { type: 'string' }, browser: { type: 'boolean' },
     vocab: { type: 'string', default: path.join(fileURLToPath(new URL('..', import.meta.url)), '../shared/reference/vocab/rwkv_vocab_v20230424.txt') },
   },
 });
@@ -42,6 +43,29 @@ if (!file) {
   }
 }
 const fileBytes = statSync(file).size;
+if (values.browser) {
+  // The bench's page (js/bench/browser.mjs): the library in a page's worker, the model
+  // fetched from a local server, its heap read after loading.
+  const { openBrowser } = await import('../js/bench/browser.mjs');
+  const browser = await openBrowser({ root, modelsDir: path.dirname(file), log: console.error });
+  try {
+    for (const quant of values.quant.split(',')) {
+      const r = await browser.run({
+        runtime: 'ours', model: path.basename(file), quant, threads: Number(values.threads ?? 1),
+        decodeRuns: 1, decodeTokens: Number(values.tokens), prefillLengths: [1], prefillRuns: 0,
+      });
+      if (r.error) throw new Error(`${quant} in Chromium: ${r.error}`);
+      console.log(JSON.stringify({
+        file: path.basename(file), fileMB: +(fileBytes / 2 ** 20).toFixed(1), quant, browser: browser.version,
+        loadSeconds: +r.load_s.toFixed(2), loadMBps: +(fileBytes / 2 ** 20 / r.load_s).toFixed(1),
+        heapPeakMB: +r.peak_memory_mb.toFixed(1), threads: Number(values.threads ?? 1), tokensPerSecond: +r.decode_tps.toFixed(2),
+      }));
+    }
+  } finally {
+    await browser.close();
+  }
+  process.exit(0);
+}
 for (const quant of values.quant.split(',')) {
   const t0 = performance.now();
   const model = await load(file, { quant, vocab: values.vocab, cache: false, ...(values.threads ? { threads: Number(values.threads) } : {}) });
