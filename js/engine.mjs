@@ -85,13 +85,13 @@ async function streamInto(core, loader, opened, ctx, onPlan, afterCommit = null)
   for await (const chunk of opened.chunks) {
     if (done + chunk.length > opened.size) throw new ModelFormatError(`the source delivered more than the announced ${opened.size} bytes`);
     for (let at = 0; at < chunk.length;) {
-      ready();
       const ptr = loader.window();
       const n = Math.min(chunk.length - at, loader.windowSize());
       if (n === 0) throw new ModelFormatError('the model file goes on after its end');
       core.HEAPU8.set(chunk.subarray(at, at + n), ptr);  // HEAPU8 is read anew: the heap may have grown
       loader.commit(n);
       at += n;
+      ready();  // at once: the plan may refuse the model while the rest is still to come
       if (afterCommit) await afterCommit();
     }
     done += chunk.length;

@@ -374,6 +374,28 @@ export function writePth(tensors, opts = {}) {
 }
 
 /**
+ * The first `n` bytes writePth would write (the zip's first local header and data.pkl,
+ * which describes every tensor, come first), without making the rest: a large model's
+ * header for tests: the tensors' chunks() are read only as far as `n` bytes go.
+ */
+export function pthHead(tensors, n, opts = {}) {
+  const out = new Bytes();
+  const enough = new Error('enough bytes');
+  const raw = out.raw.bind(out);
+  out.raw = (u8) => {
+    raw(u8);
+    if (out.length >= n) throw enough;
+    return out;
+  };
+  try {
+    writeZipTo(out, pthEntries(tensors, opts), 'torch');
+  } catch (err) {
+    if (err !== enough) throw err;
+  }
+  return out.finish().subarray(0, n);
+}
+
+/**
  * writePth straight into `file`, chunk by chunk: memory holds one chunk, not the model
  * (style 'torch' only, the one that needs no CRC before the data). Returns the file size.
  */

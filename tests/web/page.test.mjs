@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer } from '../../scripts/serve.mjs';
+import { officialKeys, shapeConfig } from '../../js/bench/random-model.mjs';
+import { pthHead } from '../../js/formats/pth-writer.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = path.join(repo, 'build/fixtures');
@@ -488,9 +490,13 @@ test('threads: an isolated page runs the pthread build, a page without isolation
 test('byte-level trained model without isolation; errors are explained', { skip: skip || (!existsSync(referenceModels) && 'no ../shared/reference'), timeout: 180000 }, async () => {
   ensureBuilt();
   const srv = await startServer({ port: 0, models: [referenceModels, fixtures], isolation: false });
+  // The header of a model of the published 2.9B shape (5.9 GB as bf16), then a stall.
+  const cfg = shapeConfig('2.9B');
+  const zeros = function* () { for (;;) yield new Float32Array(1 << 14); };
+  const head = pthHead(officialKeys(cfg).map(({ name, shape }) => ({ name, shape, chunks: zeros })), 1 << 18, { dtype: 'bf16', dir: cfg.name });
   const huge = createServer((req, res) => {
-    res.writeHead(200, { 'Content-Length': String(4.29e9), 'Access-Control-Allow-Origin': '*', 'Content-Type': 'application/octet-stream' });
-    res.write(Buffer.alloc(1024));
+    res.writeHead(200, { 'Content-Length': String(5.9e9), 'Access-Control-Allow-Origin': '*', 'Content-Type': 'application/octet-stream' });
+    res.write(head);
   });
   await new Promise((resolve) => huge.listen(0, '127.0.0.1', resolve));
   const hugeUrl = `http://127.0.0.1:${huge.address().port}/huge.pth`;
@@ -522,12 +528,15 @@ test('byte-level trained model without isolation; errors are explained', { skip:
     await page.click('#load-button');
     await page.waitForFunction(() => /vocabulary does not fit/.test(document.getElementById('load-error').textContent));
 
-    // A model too big for the 4 GB a wasm32 heap can address (the server announces 4.29 GB, then stalls).
+    // A model too big for the 4 GB a wasm32 heap can address as bf16: refused at its
+    // header, before the rest downloads (the server stalls after it), with each size.
     await page.fill('#model-url', hugeUrl);
     await page.setChecked('#vocab-none', true);
+    await page.selectOption('#quant', 'bf16');
     await page.click('#load-button');
     await page.waitForFunction(() => /does not fit in memory/.test(document.getElementById('load-error').textContent));
-    assert.match(await page.textContent('#load-error'), /out of memory/i);
+    assert.match(await page.textContent('#load-error'), /out of memory: the model needs [\d.]+ [MG]B as BF16.*as int8.*as q4/);
+    await page.selectOption('#quant', 'auto');
 
     // The trained byte-level model needs no vocabulary.
     await loadByUrl(page, `${srv.url}models/tiny-rwkv-7v0-834K.fp32.pth`, null);
@@ -549,7 +558,7 @@ test('byte-level trained model without isolation; errors are explained', { skip:
     await send(page, 'Hello! Who are you?');
     assert.ok((await page.textContent('#transcript .msg.assistant .bubble')).length > 0, 'a reply from the int8 model');
     assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => /pref/i.test(k)))).quant), 'int8');
-    await page.selectOption('#quant', '');
+    await page.selectOption('#quant', 'auto');
 
     // Local files: a model dropped on the page, a vocabulary from the file picker.
     await page.evaluate(async (url) => {
