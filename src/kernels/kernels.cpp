@@ -240,6 +240,17 @@ template <DType D>
 void matmul_rows(const Matrix& W, const float* xt, const float* X, int T, float* Y, int r0, int r1) {
   const int cols = W.cols, body = cols - cols % kBlock;
   const auto* w = Pair<D>::data(W);
+  if (body == 0) {  // narrower than a block: no panel, the scalar tail is each sum (as out() adds it to 0)
+    for (int r = r0; r < r1; ++r)
+      for (int t = 0; t < T; ++t) {
+        const auto* wr = w + size_t(r) * cols;
+        const float* x = X + size_t(t) * cols;
+        float s = 0.0f;
+        for (int c = 0; c < cols; ++c) s += wval(wr, size_t(c)) * x[c];
+        Y[size_t(t) * W.rows + r] = s;
+      }
+    return;
+  }
   std::vector<float> panel(size_t(kTileRows) * body);
   for (int r = r0; r < r1; r += kTileRows) {
     const int gr = std::min(kTileRows, r1 - r);
