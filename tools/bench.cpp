@@ -20,6 +20,7 @@
 #include "model/runner.h"
 #include "kernels/simd.h"
 #include "kernels/threads.h"
+#include "read_model.h"
 #include "timing.h"
 
 #if !defined(__EMSCRIPTEN__)
@@ -40,24 +41,6 @@ double peak_memory_mb() {
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_maxrss) / 1024.0;
 #endif
-}
-
-Bytes read_model(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error("cannot open " + path);
-  std::fseek(f, 0, SEEK_END);
-  const long size = std::ftell(f);
-  std::fseek(f, 0, SEEK_SET);
-  Bytes b = Bytes::allocate(size_t(size));
-  size_t got = 0;
-  while (got < size_t(size)) {
-    const size_t n = std::fread(b.data.get() + got, 1, size_t(size) - got, f);
-    if (n == 0) break;
-    got += n;
-  }
-  std::fclose(f);
-  if (got != size_t(size)) throw Error("short read on " + path);
-  return b;
 }
 
 // Bytes of weights a decoded token reads: every matrix but the embedding (one row of it).
@@ -172,7 +155,7 @@ int main(int argc, char** argv) {
     }
 
     const auto t_load = Clock::now();
-    auto model = Model::load(read_model(path), options);
+    auto model = Model::load(tools::read_model(path), options);
     const double load_s = seconds_since(t_load);
     const Config& c = model->config();
     const size_t weight_bytes = decode_weight_bytes(*model);

@@ -1,5 +1,6 @@
 #pragma once
-// Timing helpers shared by the benchmark programs (tools/bench.cpp, tools/grammar_bench.cpp).
+// Timing helpers shared by the benchmark programs (tools/bench.cpp, tools/grammar_bench.cpp,
+// tools/trace_bench.cpp).
 #include <algorithm>
 #include <chrono>
 #include <vector>

@@ -12,27 +12,11 @@
 #include <vector>
 
 #include "model/runner.h"
+#include "read_model.h"
 #include "timing.h"
 
 using namespace rwkv;
 using namespace rwkv::timing;
-
-namespace {
-
-Bytes read_model(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error("cannot open " + path);
-  std::fseek(f, 0, SEEK_END);
-  const long size = std::ftell(f);
-  std::fseek(f, 0, SEEK_SET);
-  Bytes b = Bytes::allocate(size_t(size));
-  const size_t got = std::fread(b.data.get(), 1, size_t(size), f);
-  std::fclose(f);
-  if (got != size_t(size)) throw Error("short read on " + path);
-  return b;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   try {
@@ -51,7 +35,7 @@ int main(int argc, char** argv) {
       else if (a == "--runs") runs = v;
       else throw Error("unknown option " + a);
     }
-    auto model = Model::load(read_model(argv[1]));
+    auto model = Model::load(tools::read_model(argv[1]));
     const Config& c = model->config();
     Runner runner(*model);
     runner.set_threads(threads);
