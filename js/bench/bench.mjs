@@ -169,7 +169,7 @@ export async function runBench(o) {
   const cfg = shapeConfig(o.shape);
   const results = {
     date: new Date().toISOString(), machine: machine(), loadavg: { start: os.loadavg()[0] }, shape: o.shape,
-    model: { n_layer: cfg.L, n_embd: cfg.C, vocab: cfg.V },
+    model: { n_layer: cfg.L, n_embd: cfg.C, vocab: cfg.V, ffn: cfg.F, lora: { w: cfg.Dw, a: cfg.Da, v: cfg.Dv, g: cfg.Dg } },
     runtimes: o.runtimes, rounds: o.rounds, quick: o.quick, prefillLengths: p.prefillLengths, decodeTokens: p.decodeTokens, precisions: o.precisions,
     missing, bandwidth: {}, decodeWeightBytes: {}, cells: [],
   };

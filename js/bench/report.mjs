@@ -49,6 +49,19 @@ export function cellSummary(results, runtime, precision, threads) {
   };
 }
 
+/**
+ * Multiply-adds per token of a prompt of n tokens: every matrix of every layer (r, k, v,
+ * output, the two FFN matrices, the LoRAs; layer 0 has no value LoRA), and the head once
+ * per prompt (only the last token's logits are computed). Null when the results do not
+ * give the FFN and LoRA sizes.
+ */
+export function prefillMacsPerToken(model, n) {
+  if (!model?.ffn || !model.lora) return null;
+  const { n_layer: L, n_embd: C, vocab: V, ffn: F, lora } = model;
+  const layers = L * (4 * C * C + 2 * C * F + 2 * C * (lora.w + lora.a + lora.g)) + (L - 1) * 2 * C * lora.v;
+  return layers + (V * C) / n;
+}
+
 const fmt = (v, d = 1) => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
 const fmtRatio = (v) => (v === null ? '-' : `${v.toFixed(2)}x`);
 
@@ -103,6 +116,19 @@ export function formatReport(results) {
   }
   out.push('', 'decode: weights read per token and that rate against the machine\'s read bandwidth (GB/s, measured each round by rwkv_bench)');
   out.push(grid(['', 'MB/token', 'bandwidth', ...['ours-native', 'ours-node', 'ours-chromium'].filter((r) => ran.includes(r)).map((r) => RUNTIMES[r].label)], bwRows));
+
+  // Prefill as a rate of multiply-adds: the compute each runtime reaches (prefill is
+  // bound by its matrix kernels), the same work on both sides.
+  const longest = Math.max(...results.prefillLengths);
+  const macs = prefillMacsPerToken(results.model, longest);
+  if (macs) {
+    const macRows = [];
+    for (const precision of results.precisions)
+      for (const threads of threadCounts(results, precision))
+        macRows.push([`${precision}, ${threads}t`, ...ran.map((r) => fmt((cellSummary(results, r, precision, threads)?.prefill[longest] ?? NaN) * macs / 1e9, 2))]);
+    out.push('', `prefill ${longest}: GMAC/s (${fmt(macs / 1e6, 0)} M multiply-adds of the matrices and LoRAs per token, times tokens/s)`);
+    out.push(grid(['', ...ran.map((r) => RUNTIMES[r].label)], macRows));
+  }
 
   const loadRows = [];
   for (const precision of results.precisions)

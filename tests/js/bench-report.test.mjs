@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseBenchArgs } from '../../js/bench/bench.mjs';
 import { installPeers } from '../../js/bench/peers.mjs';
-import { cellSummary, formatReport, median, ratio } from '../../js/bench/report.mjs';
+import { cellSummary, formatReport, median, prefillMacsPerToken, ratio } from '../../js/bench/report.mjs';
+import { officialKeys, shapeConfig } from '../../js/bench/random-model.mjs';
 
 const run = (decode, p128, p1024, extra = {}) => ({ decode_tps: decode, prefill_tps: [p128, p1024], load_s: 1, peak_memory_mb: 400, ...extra });
 
@@ -94,4 +95,29 @@ test('a peer that cannot be installed is reported missing with the reason', (t) 
   const only = formatReport({ ...fakeResults(), runtimes: ['ours-native', 'llama-native'] });
   const head = only.split('\n').find((l) => l.includes('ours native') && l.includes('llama.cpp'));
   assert.ok(head.includes('native/llama.cpp') && !head.includes('ours Node') && !head.includes('Chromium'), head);
+});
+
+test('prefill GMAC/s: the multiply-adds per token are those of the checkpoint\'s matrices', () => {
+  // Counted from the official key list: every 2-D weight but the embedding (a lookup),
+  // the head once per prompt, layer 0's value LoRA unused (it has no v_first to mix).
+  for (const shape of ['0.1B', '1.5B']) {
+    const cfg = shapeConfig(shape);
+    let body = 0, head = 0;
+    for (const { name, shape: dims } of officialKeys(cfg)) {
+      if (dims.length !== 2 || name === 'emb.weight' || /\.r_k$/.test(name) || /^blocks\.0\.att\.v[12]$/.test(name)) continue;
+      if (name === 'head.weight') head = dims[0] * dims[1];
+      else body += dims[0] * dims[1];
+    }
+    const model = { n_layer: cfg.L, n_embd: cfg.C, vocab: cfg.V, ffn: cfg.F, lora: { w: cfg.Dw, a: cfg.Da, v: cfg.Dv, g: cfg.Dg } };
+    assert.equal(prefillMacsPerToken(model, 128), body + head / 128, shape);
+  }
+  assert.equal(prefillMacsPerToken({ n_layer: 12, n_embd: 768, vocab: 65536 }, 128), null, 'no FFN/LoRA sizes: no figure');
+  // 200 tok/s of prefill 1024 at the 0.1B shape's multiply-adds
+  const r = fakeResults();
+  r.model = { ...r.model, ffn: 3072, lora: { w: 64, a: 64, v: 32, g: 128 } };
+  const macs = prefillMacsPerToken(r.model, 1024);
+  const text = formatReport(r);
+  assert.match(text, /prefill 1024: GMAC\/s/);
+  const row = text.split('\n').slice(text.split('\n').findIndex((l) => l.startsWith('prefill 1024: GMAC'))).find((l) => l.startsWith('int8, 1t'));
+  assert.deepEqual(row.trim().split(/\s{2,}/).slice(0, 3), ['int8, 1t', (80 * macs / 1e9).toFixed(2), (160 * macs / 1e9).toFixed(2)]);
 });
