@@ -66,6 +66,8 @@ export async function openBrowser({ root, modelsDir, chromiumPath = process.env.
       version: browser.version(),
       /** One cell: {runtime: 'ours'|'wllama', model: file name in modelsDir, threads, ...lengths}. */
       run: (cell) => page.evaluate((c) => window.benchCell(c), cell),
+      /** page.evaluate(fn, arg) on the bench page (measurements of its own: load-check). */
+      evaluate: (fn, arg) => page.evaluate(fn, arg),
       close,
     };
   } catch (err) {
