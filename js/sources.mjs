@@ -1,7 +1,8 @@
 // Where model and vocabulary bytes come from: a URL (fetch, streamed, optionally
-// cached), a File/Blob, an ArrayBuffer/typed array, or (Node) a file path. Each is
-// opened as {size, chunks} so the caller can write the chunks straight to their final
-// place (the wasm heap) without a second copy of the file.
+// cached), a File/Blob, an ArrayBuffer/typed array, (Node) a file path, or a file of the
+// model cache (OPFS). Each is opened as {size, chunks} so the caller can write the chunks
+// straight to their final place (the wasm heap) without a second copy of the file; files
+// (Node's, and OPFS's in a worker) also read straight into the caller's memory (readInto).
 import { AbortError, LoadError } from './errors.mjs';
 
 const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
