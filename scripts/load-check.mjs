@@ -10,8 +10,9 @@
 //   node scripts/load-check.mjs ... --browser --cache   (also through the model cache, OPFS:
 //                                 a first load from the local server that keeps the converted
 //                                 model, then a second one that reads it back)
-//   node scripts/load-check.mjs ... --warm        (Node: a second load in the same engine, into
-//                                 heap pages the first one touched)
+//   node scripts/load-check.mjs ... --warm        (a second load in the same engine, into heap
+//                                 pages the first one touched; in Chromium from the file's
+//                                 bytes in memory, in the page)
 //
 // Each line also gives freshMemoryMBps: how fast this machine hands out fresh memory (one
 // write per page of a new wasm memory the model's size). Every byte of a first load lands
@@ -81,6 +82,31 @@ if (values.browser) {
     for (const quant of values.quant.split(',')) {
       const loads = [['local server', {}]];
       if (values.cache) loads.push(['local server, kept in the model cache', { cache: true, clearCache: true }], ['model cache', { cache: true }]);
+      if (values.warm) {
+        // The engine in the page, the file's bytes already in memory, loaded twice: the
+        // second load into heap pages the first touched (no I/O, no fresh memory).
+        const seconds = await browser.evaluate(async ({ model, quant }) => {
+          const { createEngine } = await import('/js/engine.mjs');
+          const engine = createEngine();
+          await engine.init({ threads: 1 });
+          const ctx = { signal: new AbortController().signal, emit() {}, transfer() {} };
+          const bytes = await (await fetch(`/models/${model}`)).arrayBuffer();
+          const out = [];
+          for (let i = 0; i < 2; i++) {
+            const t = performance.now();
+            const { modelId } = await engine.loadModel({ source: { bytes }, options: { quant, threads: 1, cache: false } }, ctx);
+            out.push((performance.now() - t) / 1000);
+            engine.unloadModel({ modelId });
+          }
+          engine.shutdown();
+          return out;
+        }, { model: path.basename(file), quant });
+        console.log(JSON.stringify({
+          file: path.basename(file), quant, browser: browser.version, warm: true, from: 'bytes in memory',
+          firstLoadSeconds: +seconds[0].toFixed(2), firstLoadMBps: +(fileBytes / 2 ** 20 / seconds[0]).toFixed(1),
+          secondLoadSeconds: +seconds[1].toFixed(2), secondLoadMBps: +(fileBytes / 2 ** 20 / seconds[1]).toFixed(1),
+        }));
+      }
       for (const [from, extra] of loads) {
         const r = await browser.run(cell(quant, extra));
         if (r.error) throw new Error(`${quant} in Chromium (${from}): ${r.error}`);
