@@ -104,8 +104,9 @@ async function streamInto(core, loader, opened, ctx, onPlan, afterCommit = null)
   if (opened.readInto) {
     while (done < opened.size) {
       const { ptr, size } = windowOf(opened.size - done);
-      // HEAPU8 is read anew (the heap may have grown); nothing runs in the heap while
-      // the read is pending.
+      // HEAPU8 is read anew (the heap may have grown). The window is the loader's own;
+      // a heap that grows while the read is pending (another request of this engine)
+      // grows in place on 64-bit hosts, so the bytes land where the loader looks.
       const n = await opened.readInto(core.HEAPU8.subarray(ptr, ptr + size));
       loader.commit(n);
       done += n;
