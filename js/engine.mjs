@@ -71,37 +71,62 @@ function checkTokens(tokens, V) {
 }
 
 /**
- * Streams the chunks of an opened source into a core Loader: each chunk written into the
- * heap at the loader's window and committed; onPlan(plan) once the file's header is read
- * (it must start the loader). Emits 'progress' events. Throws on a source that delivers
- * more or fewer bytes than announced.
+ * Streams an opened source into a core Loader: each piece written into the heap at the
+ * loader's window and committed; onPlan(plan) once the file's header is read (it must
+ * start the loader). A source with readInto (a Node file, the model cache's file in a
+ * worker) reads straight into the window; other sources' chunks are copied there. Emits
+ * 'progress' events. Throws on a source that delivers more or fewer bytes than announced.
  */
 async function streamInto(core, loader, opened, ctx, onPlan, afterCommit = null) {
   let done = 0, lastEmit = 0;
   const started = Date.now();
+  // After each commit, at once: the plan may refuse the model while the rest is still to come.
   const ready = () => {
     if (loader.planned() && !loader.started()) onPlan(loader.plan());
   };
-  for await (const chunk of opened.chunks) {
-    if (done + chunk.length > opened.size) throw new ModelFormatError(`the source delivered more than the announced ${opened.size} bytes`);
-    for (let at = 0; at < chunk.length;) {
-      const ptr = loader.window();
-      const n = Math.min(chunk.length - at, loader.windowSize());
-      if (n === 0) throw new ModelFormatError('the model file goes on after its end');
-      core.HEAPU8.set(chunk.subarray(at, at + n), ptr);  // HEAPU8 is read anew: the heap may have grown
-      loader.commit(n);
-      at += n;
-      ready();  // at once: the plan may refuse the model while the rest is still to come
-      if (afterCommit) await afterCommit();
-    }
-    done += chunk.length;
+  // Progress now and then, and a turn of the event loop there: pieces already buffered
+  // arrive without one, and an abort must get in.
+  const progress = async () => {
     const now = Date.now();
     if (now - lastEmit > 100 || done === opened.size) {
       lastEmit = now;
       ctx.emit('progress', { loaded: done, total: opened.size, elapsedMs: now - started, cached: !!opened.cached });
-      // Chunks already buffered arrive without a turn of the event loop: let an abort in.
       await yieldToEvents();
       if (ctx.signal.aborted) throw new AbortError('loading the model was aborted');
+    }
+  };
+  const windowOf = (n) => {
+    const ptr = loader.window();  // first: windowSize() is the size of the window it gave
+    const size = Math.min(n, loader.windowSize());
+    if (size === 0) throw new ModelFormatError('the model file goes on after its end');
+    return { ptr, size };
+  };
+  if (opened.readInto) {
+    while (done < opened.size) {
+      const { ptr, size } = windowOf(opened.size - done);
+      // HEAPU8 is read anew (the heap may have grown). The window is the loader's own;
+      // a heap that grows while the read is pending (another request of this engine)
+      // grows in place on 64-bit hosts, so the bytes land where the loader looks.
+      const n = await opened.readInto(core.HEAPU8.subarray(ptr, ptr + size));
+      loader.commit(n);
+      done += n;
+      ready();
+      if (afterCommit) await afterCommit();
+      await progress();
+    }
+  } else {
+    for await (const chunk of opened.chunks) {
+      if (done + chunk.length > opened.size) throw new ModelFormatError(`the source delivered more than the announced ${opened.size} bytes`);
+      for (let at = 0; at < chunk.length;) {
+        const { ptr, size } = windowOf(chunk.length - at);
+        core.HEAPU8.set(at === 0 && size === chunk.length ? chunk : chunk.subarray(at, at + size), ptr);
+        loader.commit(size);
+        at += size;
+        ready();
+        if (afterCommit) await afterCommit();
+      }
+      done += chunk.length;
+      await progress();
     }
   }
   if (done !== opened.size) throw new ModelFormatError(`the model file ended after ${done} of ${opened.size} bytes (truncated download?)`);

@@ -78,9 +78,7 @@ async function opfsDir(create = true) {
 const opfsStore = {
   async lookup(dir, name) {
     try {
-      const handle = await dir.getFileHandle(name);
-      const file = await handle.getFile();
-      return { blob: file, name };
+      return { opfs: await dir.getFileHandle(name), name };
     } catch {
       return null;
     }
@@ -130,8 +128,8 @@ const opfsStore = {
 
 /**
  * The model cache for `options` ({cache, cacheDir}), or null when caching is off or this
- * host has no storage for it. {lookup(url, quant) -> a source description ({path} or
- * {blob}) or null; writer(url, quant) -> {write(bytes), commit(), abort()}}.
+ * host has no storage for it. {lookup(url, quant) -> a source description ({path}, or
+ * {opfs: FileSystemFileHandle}: sources.mjs) or null; writer(url, quant) -> {write(bytes), commit(), abort()}}.
  */
 export async function openModelCache(options = {}) {
   if (options.cache === false) return null;

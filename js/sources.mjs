@@ -1,7 +1,8 @@
 // Where model and vocabulary bytes come from: a URL (fetch, streamed, optionally
-// cached), a File/Blob, an ArrayBuffer/typed array, or (Node) a file path. Each is
-// opened as {size, chunks} so the caller can write the chunks straight to their final
-// place (the wasm heap) without a second copy of the file.
+// cached), a File/Blob, an ArrayBuffer/typed array, (Node) a file path, or a file of the
+// model cache (OPFS). Each is opened as {size, chunks} so the caller can write the chunks
+// straight to their final place (the wasm heap) without a second copy of the file; files
+// (Node's, and OPFS's in a worker) also read straight into the caller's memory (readInto).
 import { AbortError, LoadError } from './errors.mjs';
 
 const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
@@ -43,6 +44,9 @@ async function* streamChunks(stream, signal) {
   }
 }
 
+// A Node file: read in order, either as chunks (into a buffer of its own) or, by
+// readInto(view), straight into the caller's memory (the wasm heap's loader window: no
+// copy in JS). The file is closed after its last byte, or by cancel().
 async function openPath(path, signal) {
   const { open } = await import('node:fs/promises');
   let fh;
@@ -52,21 +56,88 @@ async function openPath(path, signal) {
     throw new LoadError(`cannot open ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
   }
   const { size } = await fh.stat();
-  async function* chunks() {
-    try {
-      const buf = new Uint8Array(Math.max(1, Math.min(size, 4 << 20)));
-      for (let pos = 0; pos < size;) {
-        if (signal?.aborted) throw new AbortError('reading the file was aborted');
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
-        if (bytesRead === 0) throw new LoadError(`${path} shrank while it was read`);
-        pos += bytesRead;
-        yield buf.subarray(0, bytesRead);
-      }
-    } finally {
+  let pos = 0, closed = false;
+  const close = async () => {
+    if (!closed) {
+      closed = true;
       await fh.close();
     }
+  };
+  const readInto = async (view) => {
+    if (signal?.aborted) throw new AbortError('reading the file was aborted');
+    const want = Math.min(view.length, size - pos);
+    if (want === 0) return 0;
+    let bytesRead;
+    try {
+      ({ bytesRead } = await fh.read(view, 0, want, pos));
+    } catch (err) {
+      await close().catch(() => {});
+      throw new LoadError(`cannot read ${path}: ${err.message}`, { cause: err });
+    }
+    if (bytesRead === 0) {
+      await close();
+      throw new LoadError(`${path} shrank while it was read`);
+    }
+    pos += bytesRead;
+    if (pos === size) await close();
+    return bytesRead;
+  };
+  return { size, chunks: chunksOf(readInto, size, close), readInto, cancel: () => { close().catch(() => {}); }, name: path.split(/[\\/]/).pop() };
+}
+
+// The chunks of a source read by readInto (into a buffer of their own), for the readers
+// that take chunks; close() when they stop.
+async function* chunksOf(readInto, size, close) {
+  try {
+    const buf = new Uint8Array(Math.max(1, Math.min(size, 4 << 20)));
+    for (let pos = 0; pos < size;) {
+      const n = await readInto(buf);
+      pos += n;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    await close();
   }
-  return { size, chunks: chunks(), name: path.split(/[\\/]/).pop() };
+}
+
+// A file of the Origin Private File System (the model cache): in a dedicated worker read
+// through a sync access handle, by readInto straight into the caller's memory; elsewhere
+// (or when another context holds the file) as its Blob's stream.
+async function openOpfs(handle, name, signal) {
+  let sync = null;
+  if (typeof handle.createSyncAccessHandle === 'function' && typeof WorkerGlobalScope !== 'undefined') {
+    try {
+      sync = await handle.createSyncAccessHandle();
+    } catch {
+      sync = null;  // held by another worker: read it as a Blob
+    }
+  }
+  if (!sync) {
+    const file = await handle.getFile();
+    return { size: file.size, chunks: streamChunks(file.stream(), signal), name };
+  }
+  const size = sync.getSize();
+  let pos = 0, closed = false;
+  const close = async () => {
+    if (!closed) {
+      closed = true;
+      sync.close();
+    }
+  };
+  const readInto = async (view) => {
+    if (signal?.aborted) throw new AbortError('reading the model from this device was aborted');
+    const want = Math.min(view.length, size - pos);
+    if (want === 0) return 0;
+    const n = sync.read(want === view.length ? view : view.subarray(0, want), { at: pos });
+    if (n === 0) {
+      await close();
+      throw new LoadError(`the model kept on this device (${name}) shrank while it was read`);
+    }
+    pos += n;
+    if (pos === size) await close();
+    return n;
+  };
+  return { size, chunks: chunksOf(readInto, size, close), readInto, cancel: () => { close(); }, name };
 }
 
 // ---- caches: a file is stored only once it is complete and of the announced size.
@@ -204,12 +275,17 @@ async function openUrl(url, options, signal) {
 
 /**
  * Opens a described source. Returns {size, chunks: AsyncIterable<Uint8Array>, name, cached,
- * cancel?}: call cancel() when giving up before the chunks are all read.
+ * readInto?, cancel?}: call cancel() when giving up before the chunks are all read. A
+ * source with readInto(view) (a Node file, a file of the model cache in a worker) can be
+ * read without the chunks: each call fills the start of `view` with the next bytes
+ * (straight into the wasm heap) and resolves to how many; it is closed after its last
+ * byte. Read it one way or the other, not both.
  * options: {cache: boolean (default true), cacheDir (Node)}
  */
 export async function openSource(desc, options = {}, signal) {
   if (desc.path) return openPath(desc.path, signal);
   if (desc.url) return openUrl(desc.url, options, signal);
+  if (desc.opfs) return openOpfs(desc.opfs, desc.name, signal);
   if (desc.blob) return { size: desc.blob.size, chunks: streamChunks(desc.blob.stream(), signal), name: desc.name ?? desc.blob.name };
   if (desc.bytes) {
     const bytes = desc.bytes instanceof ArrayBuffer ? new Uint8Array(desc.bytes) : desc.bytes;

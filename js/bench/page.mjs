@@ -17,9 +17,16 @@ const argmax = (x) => {
 const seconds = (t0) => (performance.now() - t0) / 1000;
 
 async function ours(c, prompt) {
+  // c.cache: through the model cache (OPFS): the first load keeps the converted model
+  // there, the next one reads it back. stream_s: the file's bytes into the heap, without
+  // the writing of the cache's copy that load_s includes.
+  const url = new URL(`/models/${c.model}`, location.href).href;
+  if (c.clearCache) await rwkv.clearCache();
+  let last = null;
   const t0 = performance.now();
-  const model = await rwkv.load(new URL(`/models/${c.model}`, location.href).href, { threads: c.threads, cache: false, quant: c.quant === 'keep' ? undefined : c.quant });
+  const model = await rwkv.load(url, { threads: c.threads, cache: c.cache === true, quant: c.quant === 'keep' ? undefined : c.quant, onProgress: (p) => { last = p; } });
   const loadS = seconds(t0);
+  const loadInfo = { stream_s: (last?.elapsedMs ?? NaN) / 1000, read_mb: (last?.total ?? NaN) / 2 ** 20, from_cache: !!last?.cached };
   try {
     const session = await model.createSession();
     // Warm-up, as tools/bench.cpp: the engine compiles a wasm function at its first calls
@@ -46,7 +53,7 @@ async function ours(c, prompt) {
       prefill.push(median(tps));
     }
     const { wasmHeapBytes } = await model.memory();
-    return { build: c.threads > 1 ? 'rwkv-mt.web' : 'rwkv.web', load_s: loadS, peak_memory_mb: wasmHeapBytes / 2 ** 20, decode_tps: median(decode), prefill_tps: prefill };
+    return { build: c.threads > 1 ? 'rwkv-mt.web' : 'rwkv.web', load_s: loadS, ...loadInfo, peak_memory_mb: wasmHeapBytes / 2 ** 20, decode_tps: median(decode), prefill_tps: prefill };
   } finally {
     await model.dispose();
   }

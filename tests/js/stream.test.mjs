@@ -5,7 +5,8 @@
 // header (before the rest is read) when nothing fits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createEngine, chooseQuant } from '../../js/engine.mjs';
 import { AbortError, ModelFormatError, OutOfMemoryError } from '../../js/errors.mjs';
@@ -118,6 +119,43 @@ test('a load cut off mid-way leaves the heap as it was and the engine usable', {
   assert.equal(engine.memory().heapUsedBytes, base, 'after a bad tensor: heap in use back to its baseline');
   const again = await load(engine, chunked(bytes, () => 65536));
   assert.deepEqual(await fingerprint(engine, again.modelId), want);
+  engine.shutdown();
+});
+
+test('a file read straight into the heap (readInto) gives the model its chunks give; a failure or an abort there leaves the heap as it was', { skip: skipNoReference }, async () => {
+  const file = path.join(referenceDir, 'models/rand-L2-D128-V65536.pth');  // 34 MB: several windows
+  const bytes = new Uint8Array(readFileSync(file));
+  const engine = createEngine();
+  await engine.init({ threads: 1 });
+  const base = engine.memory().heapUsedBytes;
+  for (const quant of [undefined, 'int8']) {
+    const direct = await load(engine, { path: file }, { quant });
+    const want = await fingerprint(engine, direct.modelId);
+    engine.unloadModel({ modelId: direct.modelId });
+    const m = await load(engine, chunked(bytes, () => 1 << 20), { quant });
+    assert.deepEqual(await fingerprint(engine, m.modelId), want, `as ${quant ?? 'stored'}`);
+    engine.unloadModel({ modelId: m.modelId });
+  }
+  assert.equal(engine.memory().heapUsedBytes, base);
+  const dir = mkdtempSync(path.join(tmpdir(), 'rwkv-readinto-'));
+  try {
+    // A NaN in a late tensor, and a file cut short: typed errors, nothing left allocated.
+    const damaged = bytes.slice();
+    damaged.set([0xff, 0x7f], Math.floor(bytes.length * 0.8) & ~1);
+    writeFileSync(path.join(dir, 'damaged.pth'), damaged);
+    writeFileSync(path.join(dir, 'cut.pth'), bytes.subarray(0, bytes.length - 1000));
+    await assert.rejects(load(engine, { path: path.join(dir, 'damaged.pth') }), ModelFormatError);
+    assert.equal(engine.memory().heapUsedBytes, base, 'after a bad tensor: heap in use back to its baseline');
+    await assert.rejects(load(engine, { path: path.join(dir, 'cut.pth') }), ModelFormatError);
+    assert.equal(engine.memory().heapUsedBytes, base, 'after a cut file: heap in use back to its baseline');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // An abort while the file is read.
+  const ac = new AbortController();
+  const ctx = { ...context(ac.signal), emit: (kind, e) => { if (kind === 'progress' && e.loaded > bytes.length / 3) ac.abort(); } };
+  await assert.rejects(load(engine, { path: file }, {}, ctx), AbortError);
+  assert.equal(engine.memory().heapUsedBytes, base, 'after an abort: heap in use back to its baseline');
   engine.shutdown();
 });
 
