@@ -135,7 +135,7 @@ test('bad calls: typed errors, the worker usable and the heap back where it was'
 
 test('aborts: during download, prefill and decode', { skip: skipNoFixtures }, async () => {
   const ac = new AbortController();
-  const loading = rwkv.load(`${server.base}/fix-L3-C64-H2.pth?slow=20`, { cache: false, signal: ac.signal });
+  const loading = rwkv.load(`${server.base}/fix-L3-C64-H2.pth?stall=65536`, { cache: false, signal: ac.signal });
   setTimeout(() => ac.abort(), 50);
   await assert.rejects(loading, (err) => err.name === 'AbortError' && err instanceof rwkv.AbortError);
   const model = await rwkv.load(fx('fix-L3-C64-H2.pth'), { vocab: fx('fix-vocab-300.txt') });

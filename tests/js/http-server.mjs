@@ -1,8 +1,9 @@
 // A local HTTP server for the tests: serves files from a folder, counts requests, and
-// can send bodies slowly (?slow=MS per 64 KiB chunk) or fail (?status=404). Range
+// can fail (?status=404). Range
 // requests are answered (206, If-Range against the ETag); ?drop=N cuts the connection
 // after N bytes of the first response of a path, ?dropEvery=N of every response,
-// ?noEtag sends no validator, ?changed answers every If-Range as a changed file. Pages,
+// ?noEtag sends no validator, ?changed answers every If-Range as a changed file,
+// ?stall=N sends N bytes and then nothing more until the client goes away. Pages,
 // scripts and wasm get their content types; {cors: true} lets any origin read the files
 // (as a CDN does).
 import http from 'node:http';
@@ -23,7 +24,6 @@ export async function startServer(dir, { cors = false } = {}) {
       return;
     }
     const whole = readFileSync(file);
-    const slow = Number(url.searchParams.get('slow') ?? 0);
     const etag = `"${whole.length}-${path.basename(file)}"`;
     const q = (k) => url.searchParams.get(k);
     const headers = {
@@ -48,12 +48,11 @@ export async function startServer(dir, { cors = false } = {}) {
       res.socket.destroy();
       return;
     }
-    if (!slow) return res.end(body);
-    for (let i = 0; i < body.length && !res.destroyed; i += 65536) {
-      res.write(body.subarray(i, i + 65536));
-      await new Promise((r) => setTimeout(r, slow));
+    if (q('stall') !== null) {
+      res.write(body.subarray(0, Number(q('stall'))));
+      return;
     }
-    res.end();
+    res.end(body);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${server.address().port}`;
