@@ -48,23 +48,41 @@ async function instantiateNode(base, wanted) {
   return { core, threads: threaded ? wanted : 1 };
 }
 
+// The relaxed-SIMD kernels (src/kernels/relaxed/, docs/kernels.md): the bytes of the
+// module for a plain (rwkv-relaxed.wasm) or a shared memory (rwkv-relaxed-mt.wasm), when
+// they were built and this browser validates them (relaxed SIMD: Chromium 114+), else
+// undefined and the core runs its SIMD128 kernels. The core checks them again and loads
+// them; under Node its glue reads them itself.
+async function relaxedWasm(url) {
+  try {
+    const res = await fetch(url);
+    if (!res.ok) return undefined;
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return WebAssembly.validate(bytes) ? bytes : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function instantiateBrowser(base, wanted) {
   const locateFile = (f) => new URL(f, base).href;
   if (wanted > 1 && globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && typeof Worker === 'function') {
     try {
-      return { core: await startThreaded(locateFile('rwkv-mt.web.mjs'), locateFile, wanted), threads: wanted };
+      const relaxed = await relaxedWasm(locateFile('rwkv-relaxed-mt.wasm'));
+      return { core: await startThreaded(locateFile('rwkv-mt.web.mjs'), locateFile, wanted, relaxed), threads: wanted };
     } catch (err) {
       console.warn(`rwkv-web: the threaded core did not start (${err?.message ?? err}); running on one thread`);
     }
   }
-  const factory = (await import(locateFile('rwkv.web.mjs'))).default;
-  return { core: await factory({ locateFile }), threads: 1 };
+  const [factory, relaxed] = await Promise.all([import(locateFile('rwkv.web.mjs')).then((m) => m.default),
+    relaxedWasm(locateFile('rwkv-relaxed.wasm'))]);
+  return { core: await factory({ locateFile, relaxedWasm: relaxed }), threads: 1 };
 }
 
 // Starts the pthread build. Its pool's workers (classic workers that import the glue
 // again: mainScriptUrlOrBlob) are watched while it starts: one that fails to load would
 // leave the factory waiting forever, so it fails the start instead, and all are ended.
-async function startThreaded(url, locateFile, pthreadPoolSize) {
+async function startThreaded(url, locateFile, pthreadPoolSize, relaxedWasm) {
   const factory = (await import(url)).default;
   const NativeWorker = globalThis.Worker;
   const pool = [];
@@ -83,7 +101,7 @@ async function startThreaded(url, locateFile, pthreadPoolSize) {
     }
   };
   try {
-    const ready = factory({ locateFile, mainScriptUrlOrBlob: url, pthreadPoolSize });
+    const ready = factory({ locateFile, mainScriptUrlOrBlob: url, pthreadPoolSize, relaxedWasm });
     ready.catch?.(() => {});  // a failure after the race was lost is not reported twice
     return await Promise.race([ready, failed]);
   } catch (err) {

@@ -66,6 +66,8 @@ function appShellFiles(root) {
     // The browser builds of the core: rwkv.web.mjs + rwkv.web.wasm, and the pthread one for
     // isolated pages: rwkv-mt.web.mjs + rwkv-mt.web.worker.js + rwkv-mt.web.wasm.
     ...list('build/wasm', (f) => /\bweb\b/.test(f) && /\.(mjs|js|wasm)$/.test(f)),
+    // The relaxed-SIMD kernels, when built (rwkv-relaxed.wasm, rwkv-relaxed-mt.wasm).
+    ...list('build/wasm', (f) => /^rwkv-relaxed(-mt)?\.wasm$/.test(f)),
   ];
 }
 

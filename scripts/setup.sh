@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need, where it is missing (Debian bookworm):
-# cmake, g++, ccache, Catch2, Emscripten; with --browser also Chromium for the page tests;
-# and the npm packages of package.json.
+# cmake, g++, ccache, Catch2, Emscripten, clang-19 and lld-19 (the relaxed-SIMD kernels);
+# with --browser also Chromium for the page tests; and the npm packages of package.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,9 @@ need g++ g++
 need ccache ccache
 need em++ emscripten
 need clang++ clang
+# The relaxed-SIMD kernel module (optional: without them the build skips it).
+need clang-19 clang-19
+need wasm-ld-19 lld-19
 [ -f /usr/include/catch2/catch.hpp ] || want+=(catch2)
 if [ "${1:-}" = "--browser" ]; then need chromium chromium; fi
 

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "kernels/kernels.h"
+#include "kernels/relaxed/relaxed.h"
 #include "base/dtype.h"
 #include "kernels/threads.h"
 
@@ -47,6 +48,26 @@ float tolerance(const float* w, const float* x, int cols) {
   for (int c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(x[c]));
   for (int c = 0; c < cols; ++c) sw += std::fabs(w[c]), swx += std::fabs(w[c] * x[c]);
   return 0.5f * amax / 32767.0f * sw * 1.01f + 2e-6f * swx + 1e-7f;
+}
+
+// The SIMD128 kernels alone for the scope: the relaxed-SIMD module (wasm, where the host
+// runs it) does the Q4_0 prefill otherwise, with int8 x (its own tests below).
+struct Simd128Only {
+  Simd128Only() { kernels::relaxed::set_enabled(false); }
+  ~Simd128Only() { kernels::relaxed::set_enabled(true); }
+};
+
+// |y - y_ref| allowed for one output of the relaxed kernels: x rounded to int8 per block
+// of 32 (half a step of max|x_b| / 127), float32 sums.
+float tolerance8(const float* w, const float* x, int cols) {
+  float t = 0, swx = 0;
+  for (int b = 0; b < cols; b += kQuantBlock) {
+    float amax = 0, sw = 0;
+    for (int c = b; c < b + kQuantBlock; ++c) amax = std::max(amax, std::fabs(x[c])), sw += std::fabs(w[c]);
+    t += 0.5f * amax / 127.0f * sw;
+  }
+  for (int c = 0; c < cols; ++c) swx += std::fabs(w[c] * x[c]);
+  return t * 1.01f + 2e-6f * swx + 1e-7f;
 }
 
 }  // namespace
@@ -123,6 +144,7 @@ TEST_CASE("quantization of tiny (subnormal) and huge values stays finite", "[ker
 }
 
 TEST_CASE("quantized matvec and matmul match the scalar path", "[kernels][quant]") {
+  Simd128Only simd128;
   std::mt19937 rng(11);
   for (DType t : {DType::Q8_0, DType::Q4_0})
     for (int rows : {1, 3, 4, 5, 9, 37})
@@ -151,6 +173,7 @@ TEST_CASE("quantized matvec and matmul match the scalar path", "[kernels][quant]
 }
 
 TEST_CASE("quantized products: threads give the same bits, NaN in x gives NaN", "[kernels][quant][threads]") {
+  Simd128Only simd128;
   std::mt19937 rng(12);
   ThreadPool pool(3);
   kernels::set_parallel_min(1);
@@ -172,5 +195,55 @@ TEST_CASE("quantized products: threads give the same bits, NaN in x gives NaN", 
       CHECK(std::isnan(y[0]));
       CHECK(std::isnan(y[rows - 1]));
     }
+  kernels::set_parallel_min(size_t(1) << 16);
+}
+
+TEST_CASE("relaxed-SIMD Q4_0 prefill: the scalar path within the int8 tolerance, the same bits for any threads",
+          "[kernels][quant][relaxed][threads]") {
+  if (!kernels::relaxed::module()) {
+    WARN("the relaxed-SIMD module is not loaded (a native build, no clang-19 at build time, or a host without "
+         "relaxed SIMD): only the SIMD128 kernels run here");
+    return;
+  }
+  std::mt19937 rng(13);
+  for (int rows : {1, 2, 3, 5, 37})
+    for (int cols : {32, 64, 800}) {
+      QuantMatrix W(DType::Q4_0, rows, cols, rng);
+      INFO(rows << "x" << cols);
+      for (int T : {2, 3, 4, 5, 8, 17}) {
+        auto X = random_vec(size_t(T) * cols, rng);
+        X[0] = 4.0f;  // a large activation, as after the FFN's relu^2
+        std::vector<float> Y1(size_t(T) * rows), Y2(Y1.size()), Y3(Y1.size());
+        kernels::matmul(W.m, X.data(), T, Y1.data());
+        kernels::scalar::matmul(W.m, X.data(), T, Y2.data());
+        {
+          Simd128Only simd128;
+          kernels::matmul(W.m, X.data(), T, Y3.data());
+        }
+        CHECK_FALSE(same_bits(Y1.data(), Y3.data(), Y1.size()));  // really another path
+        for (int tt = 0; tt < T; ++tt)
+          for (int r = 0; r < rows; ++r) {
+            const size_t i = size_t(tt) * rows + r;
+            CHECK(std::fabs(Y1[i] - Y2[i]) <= tolerance8(&W.deq[size_t(r) * cols], &X[size_t(tt) * cols], cols));
+          }
+      }
+    }
+  ThreadPool pool(3);
+  kernels::set_parallel_min(1);
+  for (auto [rows, cols] : {std::pair{515, 128}, {1030, 64}, {64, 1024}}) {
+    QuantMatrix W(DType::Q4_0, rows, cols, rng);
+    INFO(rows << "x" << cols);
+    for (int T : {3, 16}) {
+      auto X = random_vec(size_t(T) * cols, rng);
+      X[size_t(T - 1) * cols + 5] = std::numeric_limits<float>::infinity();  // the last token's outputs: NaN
+      std::vector<float> Y1(size_t(T) * rows), Y2(Y1.size());
+      kernels::matmul(W.m, X.data(), T, Y1.data());
+      kernels::matmul(W.m, X.data(), T, Y2.data(), pool);
+      CHECK(same_bits(Y1.data(), Y2.data(), Y1.size()));
+      CHECK(std::isfinite(Y1[0]));
+      CHECK(std::isnan(Y1[size_t(T - 1) * rows]));
+      CHECK(std::isnan(Y1[Y1.size() - 1]));
+    }
+  }
   kernels::set_parallel_min(size_t(1) << 16);
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "kernels/relaxed/relaxed.h"
 #include "kernels/simd.h"
 #include "kernels/threads.h"
 
@@ -590,6 +591,8 @@ struct Prepared {
   std::vector<float> sx;     // and its scale per row, (T)
   std::vector<int16_t> xqt;  // quantized types, T > 1: xq in groups of kQTileTokens (interleave_q)
   std::vector<float> xt;     // plain types, T > 1: the pairs in groups of kTileTokens (interleave)
+  const void* relaxed = nullptr;  // Q4_0, T > 1, the relaxed-SIMD module loaded: it does the product
+  relaxed::X8 x8;                 // and x quantized for it
   const float* xp() const { return pairs.empty() ? X : pairs.data(); }
 };
 
@@ -613,6 +616,7 @@ void quant_matvec(const Matrix& W, const Prepared& x, float* y, int r0, int r1) 
 }
 template <DType D>
 void quant_matmul(const Matrix& W, const Prepared& x, int T, float* Y, int r0, int r1) {
+  if (x.relaxed) return relaxed::q4_matmul(x.relaxed, W, x.x8, T, Y, r0, r1);
   qmatmul_rows<D>(W, x.xqt.data(), x.sx.data(), T, Y, r0, r1);
 }
 
@@ -634,7 +638,12 @@ Prepared prepare(const Matrix& W, const float* X, int T) {
   Prepared p;
   p.X = X;
   const int n = W.cols;
-  if (is_quantized(W.dtype)) {
+  // The prefill of Q4_0 weights goes to the relaxed-SIMD module where the host runs it
+  // (kernels/relaxed/relaxed.h: int8 x per block, 16 multiply-adds per instruction),
+  // else to the SIMD128 kernels below.
+  if (W.dtype == DType::Q4_0 && T > 1 && (p.relaxed = relaxed::module())) {
+    relaxed::quantize_x8(X, T, n, p.x8);
+  } else if (is_quantized(W.dtype)) {
     quantize_x(X, T, n, p.xq, p.sx);
     if (T > 1) interleave_q(p.xq.data(), T, n, p.xqt);
   } else {

@@ -1,0 +1,129 @@
+#include "kernels/relaxed/relaxed.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#ifdef __EMSCRIPTEN__
+#include <emscripten/emscripten.h>
+
+// Loads the module on this thread: its bytes from the factory option `relaxedWasm` (the
+// JS library passes them in browsers) or, under Node, from the file beside the glue
+// (rwkv-relaxed-mt.wasm for a pthread build's shared memory, else rwkv-relaxed.wasm).
+// Chosen when the host validates it (Node 20: after --experimental-wasm-relaxed-simd,
+// set here) and its probe computes right: V8 11.3's Liftoff (Node 20) gets
+// relaxed_dot_add wrong, so under Node the module is compiled again with --no-liftoff
+// (a process-wide flag: wasm compiled later in the process skips the baseline tier),
+// from bytes made different (V8 keeps compiled modules by their bytes).
+// Off when `relaxedSimd: false` is passed to the factory, or RWKV_RELAXED=0 under Node.
+// Returns the bytes copied into the heap behind their length (the pool's threads
+// instantiate from there), or 0.
+EM_JS(void*, rwkv_relaxed_load, (), {
+  var node = typeof process == 'object' && typeof process.versions == 'object' && typeof process.versions.node == 'string';
+  if (Module['relaxedSimd'] === false || (node && process.env['RWKV_RELAXED'] === '0')) return 0;
+  try {
+    var shared = typeof SharedArrayBuffer == 'function' && wasmMemory.buffer instanceof SharedArrayBuffer;
+    var bytes = Module['relaxedWasm'];
+    if (!bytes && node) bytes = require('fs').readFileSync(scriptDirectory + (shared ? 'rwkv-relaxed-mt.wasm' : 'rwkv-relaxed.wasm'));
+    if (!bytes) return 0;
+    bytes = new Uint8Array(bytes);
+    if (node && !WebAssembly.validate(bytes)) require('v8').setFlagsFromString('--experimental-wasm-relaxed-simd');
+    if (!WebAssembly.validate(bytes)) return 0;
+    var start = function() {
+      var k = new WebAssembly.Instance(new WebAssembly.Module(bytes), {'env': {'memory': wasmMemory}}).exports;
+      return k['probe'](-3, 5, 7) === -53 && k['probe'](100, 127, -1) === 50799 ? k : null;
+    };
+    var k = start();
+    if (!k && node) {
+      // Other bytes (an empty custom section added): V8 would reuse the code compiled for these.
+      var other = new Uint8Array(bytes.length + 5);
+      other.set(bytes);
+      other.set([0, 3, 2, 110, 108], bytes.length);
+      bytes = other;
+      require('v8').setFlagsFromString('--no-liftoff');
+      k = start();
+    }
+    if (!k) return 0;
+    Module['rwkvRelaxed'] = k;
+    var p = _malloc(bytes.length + 4);
+    if (!p) return 0;
+    new Int32Array(wasmMemory.buffer, p, 1)[0] = bytes.length;
+    new Uint8Array(wasmMemory.buffer).set(bytes, p + 4);
+    return p;
+  } catch (e) {
+    return 0;
+  }
+});
+
+// One product on this thread, the module instantiated here on the thread's first call.
+EM_JS(void, rwkv_relaxed_q4, (const void* module, const void* q, const float* d, int nb, int r0, int r1, const void* x,
+                              const float* dx, const void* bias, int T, float* Y, int yrows), {
+  var k = Module['rwkvRelaxed'];
+  if (!k) {
+    var p = module >>> 0, n = new Int32Array(wasmMemory.buffer, p, 1)[0];
+    var bytes = new Uint8Array(wasmMemory.buffer).slice(p + 4, p + 4 + n);
+    k = Module['rwkvRelaxed'] = new WebAssembly.Instance(new WebAssembly.Module(bytes), {'env': {'memory': wasmMemory}}).exports;
+  }
+  k['q4_matmul'](q, d, nb, r0, r1, x, dx, bias, T, Y, yrows);
+});
+#endif
+
+namespace rwkv::kernels::relaxed {
+
+namespace {
+std::atomic<bool> g_enabled{true};
+constexpr int kGroup = 4, kBlock = 32;
+}  // namespace
+
+void set_enabled(bool on) { g_enabled = on; }
+
+const void* module() {
+#ifdef __EMSCRIPTEN__
+  static const void* const loaded = rwkv_relaxed_load();
+  return g_enabled ? loaded : nullptr;
+#else
+  return nullptr;
+#endif
+}
+
+void quantize_x8(const float* X, int T, int n, X8& out) {
+  const int nb = n / kBlock;
+  out.q.resize(size_t(T) * n);
+  out.d.resize(size_t(T) * nb);
+  out.bias.resize(size_t(T) * nb * 4);
+  for (int t = 0; t < T; ++t) {
+    const float* x = X + size_t(t) * n;
+    const int t0 = t - t % kGroup, g = std::min(kGroup, T - t0), j = t - t0;
+    bool finite = true;
+    for (int i = 0; i < n; ++i) finite &= std::isfinite(x[i]);
+    for (int b = 0; b < nb; ++b) {
+      const size_t at = size_t(t0) * nb + size_t(b) * g + j;
+      int8_t* q = out.q.data() + at * kBlock;
+      int32_t* bias = out.bias.data() + at * 4;
+      const float* xb = x + b * kBlock;
+      float amax = 0;
+      for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
+      // In double: 127 / amax overflows float for subnormal amax.
+      const double inv = finite && amax > 0 ? 127.0 / double(amax) : 0.0;
+      for (int i = 0; i < kBlock; ++i) q[i] = int8_t(std::nearbyint(double(xb[i]) * inv));
+      // Lane k of the dot sums values 4k..4k+3 (with the low nibbles) and 16+4k..16+4k+3.
+      for (int k = 0; k < 4; ++k) {
+        int s = 0;
+        for (int i = 0; i < 4; ++i) s += q[4 * k + i] + q[16 + 4 * k + i];
+        bias[k] = -8 * s;
+      }
+      out.d[at] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+    }
+  }
+}
+
+void q4_matmul(const void* module, const Matrix& W, const X8& x, int T, float* Y, int r0, int r1) {
+#ifdef __EMSCRIPTEN__
+  rwkv_relaxed_q4(module, W.q(), W.scale, W.cols / kBlock, r0, r1, x.q.data(), x.d.data(), x.bias.data(), T, Y, W.rows);
+#else
+  (void)module, (void)W, (void)x, (void)T, (void)Y, (void)r0, (void)r1;
+#endif
+}
+
+}  // namespace rwkv::kernels::relaxed
