@@ -11,31 +11,36 @@
 // Loads the module on this thread: its bytes from the factory option `relaxedWasm` (the
 // JS library passes them in browsers) or, under Node, from the file beside the glue
 // (rwkv-relaxed-mt.wasm for a pthread build's shared memory, else rwkv-relaxed.wasm).
-// Chosen when the host validates it (Node 20: after --experimental-wasm-relaxed-simd,
-// set here) and its probe computes right: V8 11.3's Liftoff (Node 20) gets
-// relaxed_dot_add wrong, so under Node the module is compiled again with --no-liftoff
-// (a process-wide flag: wasm compiled later in the process skips the baseline tier),
-// from bytes made different (V8 keeps compiled modules by their bytes).
+// Chosen where the host validates it as it is (Chromium 114+, Node 22+) and its probe
+// computes right. Node 20 hides relaxed SIMD behind a flag, and there V8 11.3 lowers the
+// dot to three instructions (no VNNI): the module measured slower than the SIMD128
+// kernels, so it is used only when asked for (`relaxedSimd: true`, or RWKV_RELAXED=1):
+// then --experimental-wasm-relaxed-simd is set, and since V8 11.3's baseline compiler
+// (Liftoff) gets relaxed_dot_add wrong, the module is compiled again with --no-liftoff
+// (process-wide flags: wasm compiled later in the process skips the baseline tier), from
+// bytes made different (V8 keeps compiled modules by their bytes).
 // Off when `relaxedSimd: false` is passed to the factory, or RWKV_RELAXED=0 under Node.
 // Returns the bytes copied into the heap behind their length (the pool's threads
 // instantiate from there), or 0.
 EM_JS(void*, rwkv_relaxed_load, (), {
   var node = typeof process == 'object' && typeof process.versions == 'object' && typeof process.versions.node == 'string';
-  if (Module['relaxedSimd'] === false || (node && process.env['RWKV_RELAXED'] === '0')) return 0;
+  var env = node ? process.env['RWKV_RELAXED'] : undefined;
+  if (Module['relaxedSimd'] === false || env === '0') return 0;
+  var forced = Module['relaxedSimd'] === true || env === '1';
   try {
     var shared = typeof SharedArrayBuffer == 'function' && wasmMemory.buffer instanceof SharedArrayBuffer;
     var bytes = Module['relaxedWasm'];
     if (!bytes && node) bytes = require('fs').readFileSync(scriptDirectory + (shared ? 'rwkv-relaxed-mt.wasm' : 'rwkv-relaxed.wasm'));
     if (!bytes) return 0;
     bytes = new Uint8Array(bytes);
-    if (node && !WebAssembly.validate(bytes)) require('v8').setFlagsFromString('--experimental-wasm-relaxed-simd');
+    if (node && forced && !WebAssembly.validate(bytes)) require('v8').setFlagsFromString('--experimental-wasm-relaxed-simd');
     if (!WebAssembly.validate(bytes)) return 0;
     var start = function() {
       var k = new WebAssembly.Instance(new WebAssembly.Module(bytes), {'env': {'memory': wasmMemory}}).exports;
       return k['probe'](-3, 5, 7) === -53 && k['probe'](100, 127, -1) === 50799 ? k : null;
     };
     var k = start();
-    if (!k && node) {
+    if (!k && node && forced) {
       // Other bytes (an empty custom section added): V8 would reuse the code compiled for these.
       var other = new Uint8Array(bytes.length + 5);
       other.set(bytes);
