@@ -18,42 +18,47 @@ const file = (shared) => path.join(root, 'build/wasm', shared ? 'rwkv-relaxed-mt
 const skip = (shared) => !existsSync(file(shared)) ? `${file(shared)} is not built (no clang-19: scripts/setup.sh)`
   : !WebAssembly.validate(readFileSync(file(shared))) ? 'this Node does not validate relaxed SIMD' : false;
 
-// A small random problem in the kernel's layout: rows x T, nb blocks per row.
+// A small random problem in the kernel's layout (relaxed.h: quantize_x8): rows x T,
+// nb blocks per row, tokens in groups of 4 (the last one padded with zeros).
 function problem(rows, T, nb, seed) {
   let s = seed;
   const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const groups = Math.ceil(T / 4);
   const q = Uint8Array.from({ length: rows * nb * 16 }, () => Math.floor(rand() * 256));
   const d = Float32Array.from({ length: rows * nb }, () => (rand() - 0.5) * 0.01);
-  const x = Int8Array.from({ length: T * nb * 32 }, () => Math.floor(rand() * 255) - 127);
-  const dx = Float32Array.from({ length: T * nb }, () => rand() * 0.05);
-  const bias = new Int32Array(T * nb * 4);
-  for (let i = 0; i < T * nb; i++)
-    for (let k = 0; k < 4; k++) {
+  const x = new Int8Array(groups * nb * 128), dx = new Float32Array(groups * nb * 4), bias = new Int32Array(groups * nb * 4);
+  for (let t = 0; t < T; t++)
+    for (let b = 0; b < nb; b++) {
+      const G = Math.floor(t / 4), j = t % 4, at = (G * nb + b) * 4 + j;
       let sum = 0;
-      for (let j = 0; j < 4; j++) sum += x[i * 32 + 4 * k + j] + x[i * 32 + 16 + 4 * k + j];
-      bias[i * 4 + k] = -8 * sum;
+      for (let i = 0; i < 32; i++) {
+        const v = Math.floor(rand() * 255) - 127;
+        x[(G * nb + b) * 128 + (i >> 2) * 16 + j * 4 + (i & 3)] = v;
+        sum += v;
+      }
+      bias[at] = -8 * sum;
+      dx[at] = rand() * 0.05;
     }
-  return { q, d, x, dx, bias };
+  return { q, d, x, dx, bias, scratch: new Uint8Array(2 * nb * 128) };
 }
 
-// Token t's block b: (t0 * nb + b * g + j) with t0 = t - t % 4, g the group's size.
+// Value i of token t's block b (the nibble of weight value i: byte i % 16, low then high).
 function expected({ q, d, x, dx, bias }, rows, T, nb) {
   const f = Math.fround, Y = new Float32Array(T * rows);
   for (let r = 0; r < rows; r++)
     for (let t = 0; t < T; t++) {
-      const t0 = t - (t % 4), g = Math.min(4, T - t0);
-      const acc = [0, 0, 0, 0];
+      const G = Math.floor(t / 4), j = t % 4;
+      let acc = 0;
       for (let b = 0; b < nb; b++) {
-        const at = t0 * nb + b * g + (t - t0), w = (r * nb + b) * 16;
-        const scale = f(d[r * nb + b] * dx[at]);
-        for (let k = 0; k < 4; k++) {
-          let isum = bias[at * 4 + k];
-          for (let i = 4 * k; i < 4 * k + 4; i++)
-            isum += x[at * 32 + i] * (q[w + i] & 15) + x[at * 32 + 16 + i] * (q[w + i] >> 4);
-          acc[k] = f(acc[k] + f(f(isum) * scale));
+        const at = (G * nb + b) * 4 + j, w = (r * nb + b) * 16;
+        let isum = bias[at];
+        for (let i = 0; i < 32; i++) {
+          const n = i < 16 ? q[w + i] & 15 : q[w + i - 16] >> 4;
+          isum += x[(G * nb + b) * 128 + (i >> 2) * 16 + j * 4 + (i & 3)] * n;
         }
+        acc = f(acc + f(f(isum) * f(d[r * nb + b] * dx[at])));
       }
-      Y[t * rows + r] = f(f(acc[0] + acc[2]) + f(acc[1] + acc[3]));
+      Y[t * rows + r] = acc;
     }
   return Y;
 }
@@ -66,7 +71,7 @@ for (const shared of [false, true]) {
     const k = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(file(shared))), { env: { memory } }).exports;
     assert.ok(heap.every((v) => v === 0xA5), 'instantiating wrote to the memory (a data segment)');
     assert.equal(k.probe(-3, 5, 7), -53);
-    const rows = 5, T = 7, nb = 3;
+    const rows = 5, T = 11, nb = 3;  // a row pair and a single row; two groups and a partial one
     const p = problem(rows, T, nb, 42);
     const at = {};
     let top = 1024;
@@ -77,11 +82,12 @@ for (const shared of [false, true]) {
     }
     const yAt = top, yBytes = T * rows * 4;
     const before = heap.slice();
-    k.q4_matmul(at.q, at.d, nb, 0, 3, at.x, at.dx, at.bias, T, yAt, rows);  // rows 0-2 and 3-4 in two calls
-    k.q4_matmul(at.q, at.d, nb, 3, rows, at.x, at.dx, at.bias, T, yAt, rows);
+    k.q4_matmul(at.q, at.d, nb, 0, 3, at.x, at.dx, at.bias, T, yAt, rows, at.scratch);  // rows 0-2, 3-4: two calls
+    k.q4_matmul(at.q, at.d, nb, 3, rows, at.x, at.dx, at.bias, T, yAt, rows, at.scratch);
     const Y = new Float32Array(heap.slice(yAt, yAt + yBytes).buffer);
     assert.deepEqual(Y, expected(p, rows, T, nb));
     for (let i = 0; i < heap.length; i++)
-      if ((i < yAt || i >= yAt + yBytes) && heap[i] !== before[i]) assert.fail(`the kernel wrote at ${i}, outside its output`);
+      if ((i < yAt || i >= yAt + yBytes) && (i < at.scratch || i >= yAt) && heap[i] !== before[i])
+        assert.fail(`the kernel wrote at ${i}, outside its output and scratch`);
   });
 }

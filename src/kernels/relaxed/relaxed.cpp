@@ -63,14 +63,14 @@ EM_JS(void*, rwkv_relaxed_load, (), {
 
 // One product on this thread, the module instantiated here on the thread's first call.
 EM_JS(void, rwkv_relaxed_q4, (const void* module, const void* q, const float* d, int nb, int r0, int r1, const void* x,
-                              const float* dx, const void* bias, int T, float* Y, int yrows), {
+                              const float* dx, const void* bias, int T, float* Y, int yrows, void* w), {
   var k = Module['rwkvRelaxed'];
   if (!k) {
     var p = module >>> 0, n = new Int32Array(wasmMemory.buffer, p, 1)[0];
     var bytes = new Uint8Array(wasmMemory.buffer).slice(p + 4, p + 4 + n);
     k = Module['rwkvRelaxed'] = new WebAssembly.Instance(new WebAssembly.Module(bytes), {'env': {'memory': wasmMemory}}).exports;
   }
-  k['q4_matmul'](q, d, nb, r0, r1, x, dx, bias, T, Y, yrows);
+  k['q4_matmul'](q, d, nb, r0, r1, x, dx, bias, T, Y, yrows, w);
 });
 #endif
 
@@ -93,31 +93,30 @@ const void* module() {
 }
 
 void quantize_x8(const float* X, int T, int n, X8& out) {
-  const int nb = n / kBlock;
-  out.q.resize(size_t(T) * n);
-  out.d.resize(size_t(T) * nb);
-  out.bias.resize(size_t(T) * nb * 4);
+  const int nb = n / kBlock, groups = (T + kGroup - 1) / kGroup;
+  out.q.assign(size_t(groups) * kGroup * n, 0);  // the last group padded with zeros
+  out.d.assign(size_t(groups) * kGroup * nb, 0.0f);
+  out.bias.assign(size_t(groups) * kGroup * nb, 0);
   for (int t = 0; t < T; ++t) {
     const float* x = X + size_t(t) * n;
-    const int t0 = t - t % kGroup, g = std::min(kGroup, T - t0), j = t - t0;
+    const int G = t / kGroup, j = t % kGroup;
     bool finite = true;
     for (int i = 0; i < n; ++i) finite &= std::isfinite(x[i]);
     for (int b = 0; b < nb; ++b) {
-      const size_t at = size_t(t0) * nb + size_t(b) * g + j;
-      int8_t* q = out.q.data() + at * kBlock;
-      int32_t* bias = out.bias.data() + at * 4;
+      const size_t at = (size_t(G) * nb + b) * kGroup + j;  // d, bias; q: chunk m's 4 values at
+      int8_t* q = out.q.data() + (size_t(G) * nb + b) * kGroup * kBlock + j * 4;  // q + m * 16
       const float* xb = x + b * kBlock;
       float amax = 0;
       for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
       // In double: 127 / amax overflows float for subnormal amax.
       const double inv = finite && amax > 0 ? 127.0 / double(amax) : 0.0;
-      for (int i = 0; i < kBlock; ++i) q[i] = int8_t(std::nearbyint(double(xb[i]) * inv));
-      // Lane k of the dot sums values 4k..4k+3 (with the low nibbles) and 16+4k..16+4k+3.
-      for (int k = 0; k < 4; ++k) {
-        int s = 0;
-        for (int i = 0; i < 4; ++i) s += q[4 * k + i] + q[16 + 4 * k + i];
-        bias[k] = -8 * s;
+      int sum = 0;
+      for (int i = 0; i < kBlock; ++i) {
+        const int v = int(std::nearbyint(double(xb[i]) * inv));
+        q[(i / 4) * 16 + i % 4] = int8_t(v);
+        sum += v;
       }
+      out.bias[at] = -8 * sum;
       out.d[at] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
     }
   }
@@ -125,7 +124,9 @@ void quantize_x8(const float* X, int T, int n, X8& out) {
 
 void q4_matmul(const void* module, const Matrix& W, const X8& x, int T, float* Y, int r0, int r1) {
 #ifdef __EMSCRIPTEN__
-  rwkv_relaxed_q4(module, W.q(), W.scale, W.cols / kBlock, r0, r1, x.q.data(), x.d.data(), x.bias.data(), T, Y, W.rows);
+  const int nb = W.cols / kBlock;
+  std::vector<uint8_t> w(size_t(2) * nb * kBlock * 4);  // the kernel's scratch: two rows expanded
+  rwkv_relaxed_q4(module, W.q(), W.scale, nb, r0, r1, x.q.data(), x.d.data(), x.bias.data(), T, Y, W.rows, w.data());
 #else
   (void)module, (void)W, (void)x, (void)T, (void)Y, (void)r0, (void)r1;
 #endif
