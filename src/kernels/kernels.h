@@ -9,6 +9,9 @@
 // row, a vecmat row the same bits whatever T, the threaded forms the same bits as the
 // single-thread ones; and the SSE2 and wasm SIMD128 mappings (4 lanes, no FMA) the same
 // bits as each other. Compared with the scalar reference they differ by rounding only.
+// One exception: in wasm hosts with relaxed SIMD, the matmul (T > 1) of Q4_0 matrices is
+// done by the relaxed-SIMD module (kernels/relaxed/relaxed.h), with x in int8: its rows
+// are not the matvec's bits (still the same bits for any thread count).
 #include <cstdint>
 #include <cstring>
 
