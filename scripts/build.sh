@@ -2,7 +2,8 @@
 # Builds the native tree (build/native: tests, rwkv_generate) and the wasm tree
 # (build/wasm: rwkv.js + rwkv.wasm for Node, rwkv-mt.js + .wasm its pthread build,
 # rwkv.web.mjs + .wasm for browsers, rwkv-mt.web.mjs + .worker.js + .wasm for
-# cross-origin isolated pages, and the tests as wasm): only what the library and the
+# cross-origin isolated pages, rwkv-relaxed.wasm + rwkv-relaxed-mt.wasm the relaxed-SIMD
+# kernels where clang-19 is installed, and the tests as wasm): only what the library and the
 # tests need. Pass "native" or "wasm" to build one tree; the benchmark builds its own
 # targets (scripts/bench.mjs).
 set -euo pipefail

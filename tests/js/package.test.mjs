@@ -25,6 +25,9 @@ test('the tarball holds the library, the built wasm of every build, docs and exa
   for (const f of ['js/rwkv.mjs', 'js/engine.mjs', 'js/worker.mjs', 'js/rwkv.d.ts', 'build/wasm/rwkv.wasm', 'build/wasm/rwkv.js',
     'build/wasm/rwkv-mt.wasm', 'build/wasm/rwkv.web.mjs', 'build/wasm/rwkv-mt.web.mjs', 'build/wasm/rwkv-mt.web.worker.js', 'examples/browser/index.html'])
     assert.ok(files.includes(f), `${f} is not in the tarball`);
+  // The relaxed-SIMD kernels, where clang-19 built them.
+  for (const f of ['build/wasm/rwkv-relaxed.wasm', 'build/wasm/rwkv-relaxed-mt.wasm'])
+    if (existsSync(path.join(root, f))) assert.ok(files.includes(f), `${f} is not in the tarball`);
   assert.ok(!files.some((f) => /^(scripts|tests|src|build\/(native|fixtures))\//.test(f) || /rwkv_tests/.test(f)), files.join(' '));
 });
 
