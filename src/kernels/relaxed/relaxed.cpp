@@ -7,6 +7,11 @@
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten/emscripten.h>
+#endif
+#ifdef __wasm_simd128__
+#include <wasm_simd128.h>
+#endif
+#ifdef __EMSCRIPTEN__
 
 // Loads the module on this thread: its bytes from the factory option `relaxedWasm` (the
 // JS library passes them in browsers) or, under Node, from the file beside the glue
@@ -92,6 +97,57 @@ const void* module() {
 #endif
 }
 
+namespace {
+
+// One block of 32 finite values into 8 chunks of 4 int8 (chunk m at q + m * 16): returns
+// sum(q), writes dx. q = round(x * (127 / max|x|)), the factor in float32 (in double
+// for a tiny max|x|, where 127 / max|x| overflows float).
+int quantize_block(const float* x, int8_t* q, float& dx) {
+  float amax = 0;
+  for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+  dx = amax / 127.0f;
+  if (amax < 1e-30f) {
+    const double inv = amax > 0 ? 127.0 / double(amax) : 0.0;
+    int sum = 0;
+    for (int i = 0; i < kBlock; ++i) {
+      const int v = int(std::nearbyint(double(x[i]) * inv));
+      q[(i / 4) * 16 + i % 4] = int8_t(v);
+      sum += v;
+    }
+    return sum;
+  }
+  const float inv = 127.0f / amax;
+#ifdef __wasm_simd128__
+  const v128_t f = wasm_f32x4_splat(inv);
+  v128_t r[8];
+  for (int k = 0; k < 8; ++k) r[k] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + 4 * k), f)));
+  v128_t s = r[0];
+  for (int k = 1; k < 8; ++k) s = wasm_i32x4_add(s, r[k]);
+  const v128_t lo = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(r[0], r[1]), wasm_i16x8_narrow_i32x4(r[2], r[3]));
+  const v128_t hi = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(r[4], r[5]), wasm_i16x8_narrow_i32x4(r[6], r[7]));
+  wasm_v128_store32_lane(q + 0 * 16, lo, 0);
+  wasm_v128_store32_lane(q + 1 * 16, lo, 1);
+  wasm_v128_store32_lane(q + 2 * 16, lo, 2);
+  wasm_v128_store32_lane(q + 3 * 16, lo, 3);
+  wasm_v128_store32_lane(q + 4 * 16, hi, 0);
+  wasm_v128_store32_lane(q + 5 * 16, hi, 1);
+  wasm_v128_store32_lane(q + 6 * 16, hi, 2);
+  wasm_v128_store32_lane(q + 7 * 16, hi, 3);
+  return wasm_i32x4_extract_lane(s, 0) + wasm_i32x4_extract_lane(s, 1) + wasm_i32x4_extract_lane(s, 2) +
+         wasm_i32x4_extract_lane(s, 3);
+#else
+  int sum = 0;
+  for (int i = 0; i < kBlock; ++i) {
+    const int v = int(std::nearbyint(x[i] * inv));
+    q[(i / 4) * 16 + i % 4] = int8_t(v);
+    sum += v;
+  }
+  return sum;
+#endif
+}
+
+}  // namespace
+
 void quantize_x8(const float* X, int T, int n, X8& out) {
   const int nb = n / kBlock, groups = (T + kGroup - 1) / kGroup;
   out.q.assign(size_t(groups) * kGroup * n, 0);  // the last group padded with zeros
@@ -103,21 +159,13 @@ void quantize_x8(const float* X, int T, int n, X8& out) {
     bool finite = true;
     for (int i = 0; i < n; ++i) finite &= std::isfinite(x[i]);
     for (int b = 0; b < nb; ++b) {
-      const size_t at = (size_t(G) * nb + b) * kGroup + j;  // d, bias; q: chunk m's 4 values at
-      int8_t* q = out.q.data() + (size_t(G) * nb + b) * kGroup * kBlock + j * 4;  // q + m * 16
-      const float* xb = x + b * kBlock;
-      float amax = 0;
-      for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
-      // In double: 127 / amax overflows float for subnormal amax.
-      const double inv = finite && amax > 0 ? 127.0 / double(amax) : 0.0;
-      int sum = 0;
-      for (int i = 0; i < kBlock; ++i) {
-        const int v = int(std::nearbyint(double(xb[i]) * inv));
-        q[(i / 4) * 16 + i % 4] = int8_t(v);
-        sum += v;
+      const size_t at = (size_t(G) * nb + b) * kGroup + j;
+      if (!finite) {  // q and bias stay 0
+        out.d[at] = std::numeric_limits<float>::quiet_NaN();
+        continue;
       }
-      out.bias[at] = -8 * sum;
-      out.d[at] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+      int8_t* q = out.q.data() + (size_t(G) * nb + b) * kGroup * kBlock + j * 4;
+      out.bias[at] = -8 * quantize_block(x + b * kBlock, q, out.d[at]);
     }
   }
 }

@@ -19,7 +19,7 @@ const void* module();
 void set_enabled(bool on);
 
 // T rows of X (n values, n % 32 == 0) quantized for the kernel: per block of 32 values,
-// dx = max|x| / 127, q = round(x / dx) in int8, and bias = -8 * sum(q). Tokens in groups
+// dx = max|x| / 127, q = round(x * (127 / max|x|)) in int8, and bias = -8 * sum(q). Tokens in groups
 // of 4 (the last one padded with zeros), a vector lane per token: d and bias of token
 // 4 G + j's block b at (G * nb + b) * 4 + j; q: values 4m..4m+3 of that block at
 // ((G * nb + b) * 8 + m) * 16 + 4 j. A row with NaN or infinity gets dx = NaN.
