@@ -21,17 +21,20 @@ export async function defaultThreads() {
  * Instantiates the wasm core: the pthread build with a pool of `threads` when more than one
  * is asked for and the host can run it (Node: when it was built; browsers: in a
  * cross-origin isolated context whose workers can start workers), else the single-thread
- * build. Resolves to {core, threads} with the threads the core really has.
+ * build. Resolves to {core, threads} with the threads the core really has. relaxedSimd:
+ * false keeps the core on its SIMD128 kernels, true asks for the relaxed-SIMD ones even
+ * where they are opt-in (Node 20); by default they run where the host has relaxed SIMD
+ * (src/kernels/relaxed/relaxed.cpp, docs/computation.md).
  */
-export async function instantiateCore({ wasmBase, threads } = {}) {
+export async function instantiateCore({ wasmBase, threads, relaxedSimd } = {}) {
   const base = new URL(wasmBase ?? defaultWasmBase, globalThis.location?.href);
   const wanted = Math.max(1, Math.floor(threads ?? await defaultThreads()));
-  return isNode ? instantiateNode(base, wanted) : instantiateBrowser(base, wanted);
+  return isNode ? instantiateNode(base, wanted, relaxedSimd) : instantiateBrowser(base, wanted, relaxedSimd);
 }
 
 // Node 20's fetch cannot read file: URLs, so the wasm bytes are read here and handed to
 // the (classic) glue.
-async function instantiateNode(base, wanted) {
+async function instantiateNode(base, wanted, relaxedSimd) {
   const [{ createRequire }, { readFile }, { existsSync }, { fileURLToPath }] = await Promise.all([
     import('node:module'), import('node:fs/promises'), import('node:fs'), import('node:url')]);
   const threaded = wanted > 1 && existsSync(fileURLToPath(new URL('rwkv-mt.js', base)));
@@ -44,7 +47,7 @@ async function instantiateNode(base, wanted) {
     throw new Error(`the wasm core is not built (${gluePath} is missing): run \`npm run build\``, { cause: err });
   }
   const wasmBinary = await readFile(new URL(`${name}.wasm`, base));
-  const core = await factory({ wasmBinary, pthreadPoolSize: wanted });
+  const core = await factory({ wasmBinary, pthreadPoolSize: wanted, relaxedSimd });
   return { core, threads: threaded ? wanted : 1 };
 }
 
@@ -53,7 +56,8 @@ async function instantiateNode(base, wanted) {
 // they were built and this browser validates them (relaxed SIMD: Chromium 114+), else
 // undefined and the core runs its SIMD128 kernels. The core checks them again and loads
 // them; under Node its glue reads them itself.
-async function relaxedWasm(url) {
+async function relaxedWasm(url, relaxedSimd) {
+  if (relaxedSimd === false) return undefined;
   try {
     const res = await fetch(url);
     if (!res.ok) return undefined;
@@ -64,18 +68,18 @@ async function relaxedWasm(url) {
   }
 }
 
-async function instantiateBrowser(base, wanted) {
+async function instantiateBrowser(base, wanted, relaxedSimd) {
   const locateFile = (f) => new URL(f, base).href;
   if (wanted > 1 && globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && typeof Worker === 'function') {
     try {
-      const relaxed = await relaxedWasm(locateFile('rwkv-relaxed-mt.wasm'));
+      const relaxed = await relaxedWasm(locateFile('rwkv-relaxed-mt.wasm'), relaxedSimd);
       return { core: await startThreaded(locateFile('rwkv-mt.web.mjs'), locateFile, wanted, relaxed), threads: wanted };
     } catch (err) {
       console.warn(`rwkv-web: the threaded core did not start (${err?.message ?? err}); running on one thread`);
     }
   }
   const [factory, relaxed] = await Promise.all([import(locateFile('rwkv.web.mjs')).then((m) => m.default),
-    relaxedWasm(locateFile('rwkv-relaxed.wasm'))]);
+    relaxedWasm(locateFile('rwkv-relaxed.wasm'), relaxedSimd)]);
   return { core: await factory({ locateFile, relaxedWasm: relaxed }), threads: 1 };
 }
 
