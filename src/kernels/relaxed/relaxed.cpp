@@ -17,13 +17,13 @@
 // JS library passes them in browsers) or, under Node, from the file beside the glue
 // (rwkv-relaxed-mt.wasm for a pthread build's shared memory, else rwkv-relaxed.wasm).
 // Chosen where the host validates it as it is (Chromium 114+, Node 22+) and its probe
-// computes right. Node 20 hides relaxed SIMD behind a flag, and there V8 11.3 lowers the
-// dot to three instructions (no VNNI): the module measured slower than the SIMD128
-// kernels, so it is used only when asked for (`relaxedSimd: true`, or RWKV_RELAXED=1):
-// then --experimental-wasm-relaxed-simd is set, and since V8 11.3's baseline compiler
-// (Liftoff) gets relaxed_dot_add wrong, the module is compiled again with --no-liftoff
-// (process-wide flags: wasm compiled later in the process skips the baseline tier), from
-// bytes made different (V8 keeps compiled modules by their bytes).
+// computes right. Node 20 hides relaxed SIMD behind a flag, its V8 (11.3) lowers the dot
+// without VNNI (a smaller gain) and its baseline compiler, Liftoff, gets relaxed_dot_add
+// wrong: running it there takes process-wide V8 flags, so it is used only when asked for
+// (`relaxedSimd: true`, or RWKV_RELAXED=1): then --experimental-wasm-relaxed-simd is set,
+// and the module is compiled again with --no-liftoff (wasm compiled later in the process
+// skips the baseline tier), from bytes made different (V8 keeps compiled modules by their
+// bytes).
 // Off when `relaxedSimd: false` is passed to the factory, or RWKV_RELAXED=0 under Node.
 // Returns the bytes copied into the heap behind their length (the pool's threads
 // instantiate from there), or 0.
