@@ -63,7 +63,29 @@ function expected({ q, d, x, dx, bias }, rows, T, nb) {
   return Y;
 }
 
+// The section ids of a module, in order (the binary format: magic, version, then id +
+// LEB128 size + contents per section).
+function sectionIds(bytes) {
+  const ids = [];
+  for (let p = 8; p < bytes.length;) {
+    ids.push(bytes[p++]);
+    let size = 0, shift = 0, b;
+    do { b = bytes[p++]; size += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80);
+    p += size;
+  }
+  return ids;
+}
+
 for (const shared of [false, true]) {
+  test(`rwkv-relaxed${shared ? '-mt' : ''}.wasm: no data, no start function, imports the memory alone`, { skip: existsSync(file(shared)) ? false : `${file(shared)} is not built` }, () => {
+    const bytes = readFileSync(file(shared));
+    const ids = sectionIds(bytes);
+    for (const [id, name] of [[8, 'start'], [11, 'data'], [12, 'data count']]) assert.ok(!ids.includes(id), `a ${name} section`);
+    const m = new WebAssembly.Module(bytes);
+    assert.deepEqual(WebAssembly.Module.imports(m), [{ module: 'env', name: 'memory', kind: 'memory' }]);
+    assert.deepEqual(WebAssembly.Module.exports(m).map((e) => e.name).sort(), ['probe', 'q4_matmul']);
+  });
+
   test(`rwkv-relaxed${shared ? '-mt' : ''}.wasm: owns nothing in the memory it imports, Q4_0 matmul bit-exact`, { skip: skip(shared) }, () => {
     const memory = new WebAssembly.Memory(shared ? { initial: 64, maximum: 65536, shared: true } : { initial: 64 });
     const heap = new Uint8Array(memory.buffer);
