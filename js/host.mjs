@@ -51,7 +51,7 @@ async function instantiateNode(base, wanted, relaxedSimd) {
   return { core, threads: threaded ? wanted : 1 };
 }
 
-// The relaxed-SIMD kernels (src/kernels/relaxed/, docs/kernels.md): the bytes of the
+// The relaxed-SIMD kernels (src/kernels/relaxed/, docs/computation.md): the bytes of the
 // module for a plain (rwkv-relaxed.wasm) or a shared memory (rwkv-relaxed-mt.wasm), when
 // they were built and this browser validates them (relaxed SIMD: Chromium 114+), else
 // undefined and the core runs its SIMD128 kernels. The core checks them again and loads

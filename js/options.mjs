@@ -94,6 +94,8 @@ export const LOAD_OPTIONS = Object.freeze([
     help: `bytes the model may take (quant auto chooses by it; default ${DEFAULT_MEMORY_BUDGET}: a wasm32 heap less room for sessions)` }),
   option({ name: 'threads', type: 'integer', default: undefined, min: 1, max: 64, flag: 'threads',
     help: `threads for the matrix products (unset: the CPU's cores, at most ${MAX_DEFAULT_THREADS}; browsers: 1 unless cross-origin isolated)` }),
+  option({ name: 'relaxedSimd', type: 'boolean', default: undefined, flag: 'relaxed-simd',
+    help: 'the relaxed-SIMD kernels (4-bit prefill): unset, where the host has relaxed SIMD as it is (browsers, Node 22+); true also on Node 20 (sets process-wide V8 flags); false never' }),
   option({ name: 'cache', type: 'boolean', default: true, flag: 'cache',
     help: 'keep URL downloads in the cache (Cache API in browsers, a folder in Node); --no-cache turns it off' }),
   option({ name: 'stateCache', type: 'integer', default: 256, min: 0, max: 65536, flag: 'state-cache',

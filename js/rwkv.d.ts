@@ -36,6 +36,12 @@ export interface LoadOptions {
    * threads only in cross-origin isolated pages (COOP/COEP), else 1; see Model.runtime.
    */
   threads?: number;
+  /**
+   * The relaxed-SIMD kernels (the 4-bit prefill, docs/computation.md): unset, used where the
+   * host has relaxed SIMD as it is (Chromium 114+, Node 22+); true, also on Node 20 (which
+   * needs process-wide V8 flags: --experimental-wasm-relaxed-simd --no-liftoff); false, never.
+   */
+  relaxedSimd?: boolean;
   /** Folder of the built rwkv.js / rwkv.web.mjs and .wasm (default ../build/wasm/ next to js/). */
   wasmBase?: string | URL;
   /**

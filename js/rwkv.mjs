@@ -175,7 +175,7 @@ export class Model {
   /** Dimensions read from the file: {nLayer, nEmbd, nHead, headSize, ffnSize, vocabSize, lora*, stateSize, dtype, memoryBytes}. */
   get config() { return this.#info.config; }
   get name() { return this.#info.name; }
-  /** How it runs: {threads, simd} (e.g. {threads: 2, simd: 'wasm-simd128'}). */
+  /** How it runs: {threads, simd} (e.g. {threads: 2, simd: 'wasm-simd128'}, or 'wasm-simd128+relaxed' with the relaxed-SIMD kernels). */
   get runtime() { return this.#info.runtime; }
   get hasVocab() { return this.#info.hasVocab; }
 

@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "kernels/kernels.h"
+#include "kernels/relaxed/relaxed.h"
 #include "model/loader.h"
 #include "model/runner.h"
 #include "model/state_file.h"
@@ -564,7 +565,11 @@ val dtype_codes() {
 
 EMSCRIPTEN_BINDINGS(rwkv) {
   using namespace emscripten;
-  function("simd", +[]() { return std::string(kernels::simd_name()); });
+  // The kernels' instruction set, "+relaxed" when the relaxed-SIMD module is in use (it is
+  // loaded here, on the thread that prepares the products, if it was not yet).
+  function("simd", +[]() {
+    return std::string(kernels::simd_name()) + (kernels::relaxed::module() ? "+relaxed" : "");
+  });
   function("dtypeCodes", &dtype_codes);
   function("planShape", &plan_shape);
   // Prompt tokens fed between two looks at the abort flag (the generator's and the worker's).

@@ -38,6 +38,9 @@ const skip = !existsSync(chromiumPath) ? `no Chromium at ${chromiumPath} (bash s
 
 // The browser builds of the core: single-thread, and pthreads for cross-origin isolated pages.
 const BROWSER_BUILD = ['rwkv.web.mjs', 'rwkv.web.wasm', 'rwkv-mt.web.mjs', 'rwkv-mt.web.worker.js', 'rwkv-mt.web.wasm'];
+// The kernels a page's core reports: '+relaxed' where the relaxed-SIMD module was built
+// (clang-19; Chromium has relaxed SIMD) for that build's memory.
+const simdOf = (module) => (existsSync(path.join(repo, 'build/wasm', module)) ? 'wasm-simd128+relaxed' : 'wasm-simd128');
 
 function ensureBuilt() {
   assert.ok(BROWSER_BUILD.every((f) => existsSync(path.join(repo, 'build/wasm', f))),
@@ -431,13 +434,13 @@ test('threads: an isolated page runs the pthread build, a page without isolation
     const a = await completionRun(threaded, isolatedSrv);
     assert.equal(await threaded.evaluate(() => crossOriginIsolated), true);
     assert.equal(a.shown, `WASM SIMD · ${threadsText(threads)} · cross-origin isolated`);
-    assert.deepEqual(a.lib.runtime, { threads, simd: 'wasm-simd128' });
+    assert.deepEqual(a.lib.runtime, { threads, simd: simdOf('rwkv-relaxed-mt.wasm') });
     assert.ok(a.lib.tokens >= 16, `the prompt is split over the threads (${a.lib.tokens} tokens)`);
 
     const b = await completionRun(plain, plainSrv);
     assert.equal(await plain.evaluate(() => crossOriginIsolated), false);
     assert.equal(b.shown, 'WASM SIMD · 1 thread · not isolated');
-    assert.deepEqual(b.lib.runtime, { threads: 1, simd: 'wasm-simd128' });
+    assert.deepEqual(b.lib.runtime, { threads: 1, simd: simdOf('rwkv-relaxed.wasm') });
 
     // The kernels give the same bits for any thread count: the same text, the same logits.
     assert.ok(a.texts.every((t) => t.length > 0));
@@ -474,7 +477,7 @@ test('threads: an isolated page runs the pthread build, a page without isolation
         await model.dispose();
       }
     }, { base: brokenSrv.url, prompt: THREADS_PROMPT });
-    assert.deepEqual(c.runtime, { threads: 1, simd: 'wasm-simd128' });
+    assert.deepEqual(c.runtime, { threads: 1, simd: 'wasm-simd128' }, 'the relaxed module was not copied: SIMD128 alone');
     assert.deepEqual(c.logits, a.lib.logits);
     assert.ok(warnings.some((w) => /threaded core did not start/.test(w)), warnings.join('\n'));
     assert.deepEqual(errors.flat(), []);

@@ -3,7 +3,7 @@
 // multiply-adds in one operation, one VNNI instruction in V8 on CPUs with AVX-VNNI).
 // Emscripten 3.1.6 (clang 14, binaryen 108) cannot emit it: this file alone is built by
 // clang-19 and linked by wasm-ld-19 into a module that imports the core's memory
-// (relaxed.cpp loads and calls it; docs/kernels.md describes the path).
+// (relaxed.cpp loads and calls it; docs/computation.md describes the path).
 //
 // The module shares the core's memory: it must own nothing in it. No data, no static
 // variables, no arrays on the stack, no calls to memset/memcpy: every value lives in

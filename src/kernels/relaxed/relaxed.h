@@ -1,5 +1,5 @@
 #pragma once
-// The relaxed-SIMD path of the quantized prefill (wasm builds; docs/kernels.md). The
+// The relaxed-SIMD path of the quantized prefill (wasm builds; docs/computation.md). The
 // kernels live in a module of their own (q4_kernel.cpp, built by clang-19:
 // rwkv-relaxed.wasm, rwkv-relaxed-mt.wasm) that shares the core's memory; this file loads
 // it (once, on the thread that asks) and calls it (each thread instantiates it on its
