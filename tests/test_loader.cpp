@@ -12,6 +12,7 @@
 #include "text/model_file.h"
 #include "model/runner.h"
 #include "test_support.h"
+#include "../tools/load_model.h"
 
 using namespace rwkv;
 namespace fs = std::filesystem;
@@ -310,6 +311,46 @@ TEST_CASE("the loader's peak is the model plus its buffers, not the file", "[loa
     CHECK(peak <= m->memory_bytes() + StreamLoader::kInputBytes + (size_t(1) << 20));
     if (q == DType::Q4_0) CHECK(peak < file->size() / 2);
   }
+}
+
+TEST_CASE("the benchmark programs' file loader streams a file into the same model as Model::load", "[loader][stream][tools]") {
+  const std::string path = std::string(reference_dir()) + "/models/rand-L2-D128-V65536.pth";
+  const auto file = read_file(path);
+  if (!file) {
+    WARN("skipped: rand-L2-D128-V65536.pth missing");
+    return;
+  }
+  for (const auto& q : kPrecisions) {
+    INFO((q ? dtype_name(*q) : "stored"));
+    LoadOptions o;
+    o.matrices = q;
+    const auto whole = Model::load(copy_bytes(*file, file->size()), o);
+    // Reads of an odd size that end mid-tensor, without a limit; then whole input windows
+    // with a limit of exactly the model's size.
+    uint64_t need = 0;
+    for (size_t chunk : {size_t(40961), StreamLoader::kInputBytes}) {
+      INFO("reads of " << chunk);
+      const tools::LoadedFile got = tools::load_model_file(path, o, need, chunk);
+      check_same(*whole, *got.model);
+      need = got.model->memory_bytes();
+      CHECK(got.file_bytes == file->size());
+      CHECK(got.peak_bytes >= need);
+      CHECK(got.peak_bytes <= need + StreamLoader::kInputBytes + (size_t(1) << 20));
+    }
+    // A limit below the model's size: an error naming the size, before the model is allocated.
+    REQUIRE_THROWS_WITH(tools::load_model_file(path, o, need - 1),
+                        Catch::Contains(std::to_string(need >> 20) + " MB as " + (q ? dtype_name(*q) : "stored")) &&
+                            Catch::Contains("choose a smaller quant"));
+  }
+  REQUIRE_THROWS_WITH(tools::load_model_file(path + ".missing", {}), Catch::Contains("cannot open"));
+  const std::string cut = (fs::temp_directory_path() / "rwkv-load-model-cut.pth").string();
+  {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(cut.c_str(), "wb"), &std::fclose);
+    REQUIRE(f);
+    std::fwrite(file->data(), 1, file->size() / 2, f.get());
+  }
+  CHECK_THROWS_AS(tools::load_model_file(cut, {}), Error);
+  std::remove(cut.c_str());
 }
 
 TEST_CASE("a stream cut anywhere or damaged late fails cleanly", "[loader][stream][errors]") {

@@ -1,8 +1,11 @@
 // Speed of the core on one model file: decode (tokens/s, median of several runs), prefill
 // of 128 tokens (or each length of a list), for 1 and 2 threads; this machine's memory read bandwidth (a large buffer
 // summed with SIMD, 1 and 2 threads) measured in the same run, and the fraction of it a
-// decoded token achieves; peak memory. Built natively and for wasm (as a NODERAWFS main,
-// single-thread and pthread variants).
+// decoded token achieves; load time and peak memory. The file streams through the loader
+// (tools/load_model.h), never held whole, so a model as large as the heap allows loads in
+// wasm too; a precision the wasm32 heap cannot hold fails with an error before anything
+// large is allocated. Built natively and for wasm (as a NODERAWFS main, single-thread and
+// pthread variants).
 //   rwkv_bench MODEL [--threads 1,2] [--decode-tokens 32] [--decode-runs 7]
 //              [--prefill-tokens 128[,1024...]] [--prefill-runs 3] [--bandwidth-mb 512] [--chunk N]
 //              [--quant keep|int8|q4|bf16|f32] [--json]
@@ -13,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -20,7 +24,7 @@
 #include "model/runner.h"
 #include "kernels/simd.h"
 #include "kernels/threads.h"
-#include "read_model.h"
+#include "load_model.h"
 #include "timing.h"
 
 #if !defined(__EMSCRIPTEN__)
@@ -155,8 +159,10 @@ int main(int argc, char** argv) {
     }
 
     const auto t_load = Clock::now();
-    auto model = Model::load(tools::read_model(path), options);
+    tools::LoadedFile loaded = tools::load_model_file(path, options);
     const double load_s = seconds_since(t_load);
+    const double load_peak_mb = peak_memory_mb();  // wasm: the heap once loaded
+    const std::unique_ptr<Model> model = std::move(loaded.model);
     const Config& c = model->config();
     const size_t weight_bytes = decode_weight_bytes(*model);
     Runner runner = chunk > 0 ? Runner(*model, chunk) : Runner(*model);
@@ -252,9 +258,10 @@ int main(int argc, char** argv) {
     if (json) {
       std::printf("{\"build\":\"%s\",\"simd\":\"%s\",\"model\":\"%s\",\"n_layer\":%d,\"n_embd\":%d,\"vocab\":%d,"
                   "\"weight_dtype\":\"%s\",\"load_s\":%.3f,\"decode_weight_bytes\":%zu,\"peak_memory_mb\":%.1f,"
-                  "\"model_memory_mb\":%.1f,\"decode_tokens\":%d,\"prefill_tokens\":[%s],\"results\":[",
+                  "\"load_peak_memory_mb\":%.1f,\"loader_peak_mb\":%.1f,\"file_bytes\":%llu,\"model_bytes\":%zu,\"model_memory_mb\":%.1f,\"decode_tokens\":%d,\"prefill_tokens\":[%s],\"results\":[",
                   build, kernels::simd_name(), path.c_str(), c.n_layer, c.C, c.V, dtype_name(model->weight_dtype()),
-                  load_s, weight_bytes, peak_mb, double(model->memory_bytes()) / 1048576.0, decode_tokens,
+                  load_s, weight_bytes, peak_mb, load_peak_mb, double(loaded.peak_bytes) / 1048576.0,
+                  (unsigned long long)loaded.file_bytes, model->memory_bytes(), double(model->memory_bytes()) / 1048576.0, decode_tokens,
                   list(prefill_lengths, ",", "%.0f").c_str());
       for (size_t i = 0; i < results.size(); ++i) {
         const Result& r = results[i];
@@ -269,8 +276,9 @@ int main(int argc, char** argv) {
     } else {
       std::printf("%s (%s), %s: L%d C%d V%d %s, loaded in %.2f s\n", build, kernels::simd_name(), path.c_str(),
                   c.n_layer, c.C, c.V, dtype_name(model->weight_dtype()), load_s);
-      std::printf("weights read per decoded token: %.1f MB; peak memory %.0f MB (model %.0f MB)\n",
-                  double(weight_bytes) / 1e6, peak_mb, double(model->memory_bytes()) / 1048576.0);
+      std::printf("weights read per decoded token: %.1f MB; peak memory %.0f MB (%.0f MB once loaded; model %.0f MB, file %.0f MB)\n",
+                  double(weight_bytes) / 1e6, peak_mb, load_peak_mb, double(model->memory_bytes()) / 1048576.0,
+                  double(loaded.file_bytes) / 1048576.0);
       std::printf("threads  decode tok/s (min-max)     prefill %s tok/s  decode GB/s  bandwidth GB/s (1 stream)  fraction\n",
                   list(prefill_lengths, "/", "%.0f").c_str());
       for (const Result& r : results) {
@@ -281,6 +289,15 @@ int main(int argc, char** argv) {
       }
     }
     return 0;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory%s\n",
+#if defined(__EMSCRIPTEN__)
+                 ": the wasm heap cannot grow any further (a wasm32 heap holds 4 GB)"
+#else
+                 ""
+#endif
+    );
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

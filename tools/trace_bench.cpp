@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "model/runner.h"
-#include "read_model.h"
+#include "load_model.h"
 #include "timing.h"
 
 using namespace rwkv;
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
       else if (a == "--runs") runs = v;
       else throw Error("unknown option " + a);
     }
-    auto model = Model::load(tools::read_model(argv[1]));
+    const std::unique_ptr<Model> model = tools::load_model_file(argv[1], {}).model;
     const Config& c = model->config();
     Runner runner(*model);
     runner.set_threads(threads);
