@@ -27,6 +27,8 @@ export const usage = `usage: npm run bench -- [options]   (or: node js/cli.mjs b
   --quick                       a small check: 1 round, prefill 128 only, 16 decoded tokens
   --rounds N                    rounds of every cell (default 3); the tables give medians
   --threads 1,2                 thread counts (default 1,2; Chromium adds navigator.hardwareConcurrency)
+  --prefill-tokens 128,1024     prefill lengths (default 128,1024; --quick 128)
+  --decode-tokens N             tokens per decode run (default 64; --quick 16)
   --precisions bf16,int8,q4     ours (against llama.cpp F16, Q8_0, Q4_0)
   --runtimes LIST               of ${Object.keys(RUNTIMES).join(',')} (default all)
   --skip-build                  use the programs already built
@@ -40,7 +42,7 @@ export function parseBenchArgs(argv) {
     args: argv,
     options: {
       shape: { type: 'string', default: '0.1B' }, quick: { type: 'boolean', default: false }, rounds: { type: 'string' },
-      threads: { type: 'string', default: '1,2' }, precisions: { type: 'string', default: Object.keys(PRECISIONS).join(',') },
+      threads: { type: 'string', default: '1,2' }, 'prefill-tokens': { type: 'string' }, 'decode-tokens': { type: 'string' }, precisions: { type: 'string', default: Object.keys(PRECISIONS).join(',') },
       runtimes: { type: 'string', default: Object.keys(RUNTIMES).join(',') }, 'skip-build': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
     },
@@ -50,10 +52,14 @@ export function parseBenchArgs(argv) {
     help: values.help, shape: values.shape, quick: values.quick, build: !values['skip-build'], json: values.json,
     rounds: Number(values.rounds ?? (values.quick ? 1 : 3)), threads: list(values.threads).map(Number),
     precisions: list(values.precisions), runtimes: list(values.runtimes),
+    prefillLengths: list(values['prefill-tokens'] ?? (values.quick ? '128' : '128,1024')).map(Number),
+    decodeTokens: Number(values['decode-tokens'] ?? (values.quick ? 16 : 64)),
   };
   if (!SHAPES[o.shape]) throw new Error(`--shape: '${o.shape}' is not one of ${Object.keys(SHAPES).join(', ')}`);
   if (!(Number.isInteger(o.rounds) && o.rounds >= 1)) throw new Error(`--rounds: '${values.rounds}' is not a positive integer`);
   if (!o.threads.length || !o.threads.every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`--threads: '${values.threads}' is not a list of thread counts`);
+  if (!o.prefillLengths.length || !o.prefillLengths.every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`--prefill-tokens: '${values['prefill-tokens']}' is not a list of token counts`);
+  if (!(Number.isInteger(o.decodeTokens) && o.decodeTokens >= 1)) throw new Error(`--decode-tokens: '${values['decode-tokens']}' is not a positive integer`);
   for (const p of o.precisions) if (!PRECISIONS[p]) throw new Error(`--precisions: unknown '${p}' (use ${Object.keys(PRECISIONS).join(', ')})`);
   for (const r of o.runtimes) if (!RUNTIMES[r]) throw new Error(`--runtimes: unknown '${r}' (use ${Object.keys(RUNTIMES).join(', ')})`);
   return o;
@@ -155,9 +161,7 @@ function machine() {
  */
 export async function runBench(o) {
   const started = performance.now();
-  const p = o.quick
-    ? { decodeTokens: 16, decodeRuns: 1, prefillLengths: [128], prefillRuns: 1 }
-    : { decodeTokens: 64, decodeRuns: 2, prefillLengths: [128, 1024], prefillRuns: 1 };
+  const p = { decodeTokens: o.decodeTokens, decodeRuns: o.quick ? 1 : 2, prefillLengths: o.prefillLengths, prefillRuns: 1 };
   mkdirSync(benchDir, { recursive: true });
   const want = new Set(o.runtimes);
   const missing = {};

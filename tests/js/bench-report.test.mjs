@@ -71,6 +71,12 @@ test('bench options: defaults, --quick, and typed errors for bad values', () => 
   assert.deepEqual(d.precisions, ['bf16', 'int8', 'q4']);
   assert.equal(parseBenchArgs(['--quick']).rounds, 1);
   assert.equal(parseBenchArgs(['--quick', '--rounds', '2']).rounds, 2);
+  assert.deepEqual([d.prefillLengths, d.decodeTokens], [[128, 1024], 64]);
+  assert.deepEqual(parseBenchArgs(['--quick']).prefillLengths, [128]);
+  assert.deepEqual(parseBenchArgs(['--prefill-tokens', '128', '--decode-tokens', '16']).prefillLengths, [128]);
+  assert.equal(parseBenchArgs(['--decode-tokens', '16']).decodeTokens, 16);
+  assert.throws(() => parseBenchArgs(['--prefill-tokens', '0']), /--prefill-tokens/);
+  assert.throws(() => parseBenchArgs(['--decode-tokens', 'x']), /--decode-tokens/);
   assert.deepEqual(parseBenchArgs(['--shape', '2.9B', '--runtimes', 'ours-native,wllama']).runtimes, ['ours-native', 'wllama']);
   assert.throws(() => parseBenchArgs(['--shape', '7B']), /--shape: '7B' is not one of 0\.1B, 0\.4B, 1\.5B, 2\.9B/);
   assert.throws(() => parseBenchArgs(['--threads', '0']), /--threads/);
