@@ -24,7 +24,10 @@ async function ours(c, prompt) {
   if (c.clearCache) await rwkv.clearCache();
   let last = null;
   const t0 = performance.now();
-  const model = await rwkv.load(url, { threads: c.threads, cache: c.cache === true, quant: c.quant === 'keep' ? undefined : c.quant, onProgress: (p) => { last = p; } });
+  // The bench's .pth is bf16: 'keep' asks for bf16, which fails where the heap cannot hold
+  // it (unset, the library would pick a smaller type that fits).
+  const quant = c.quant === 'keep' ? 'bf16' : c.quant;
+  const model = await rwkv.load(url, { threads: c.threads, cache: c.cache === true, quant, onProgress: (p) => { last = p; } });
   const loadS = seconds(t0);
   const loadInfo = { stream_s: (last?.elapsedMs ?? NaN) / 1000, read_mb: (last?.total ?? NaN) / 2 ** 20, from_cache: !!last?.cached };
   try {
