@@ -61,19 +61,39 @@ export async function openBrowser({ root, modelsDir, chromiumPath = process.env.
     server.close();
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   };
-  try {
-    const page = context ? (context.pages()[0] ?? await context.newPage()) : await browser.newPage();
+  // The page; a new one after a crash (a tab that runs out of memory at a big shape), so
+  // that one failed cell does not fail the ones after it.
+  let crashed = false;
+  const openPage = async (first) => {
+    const page = first && context ? (context.pages()[0] ?? await context.newPage()) : await (context ?? browser).newPage();
     page.setDefaultTimeout(0);
     page.on('console', (m) => { if (m.type() === 'error') log(`chromium: ${m.text()}`); });
+    page.on('crash', () => { crashed = true; });
     await page.goto(`http://127.0.0.1:${server.address().port}/js/bench/page.html`);
     await page.waitForFunction(() => window.benchReady === true, null, { timeout: 60000 });
+    return page;
+  };
+  try {
+    let page = await openPage(true);
     const env = await page.evaluate(() => ({ isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency, ua: navigator.userAgent }));
     if (!env.isolated) throw new Error('the bench page is not cross-origin isolated');
     return {
       hardwareConcurrency: env.cores,
       version: browser?.version() ?? /Chrome\/([\d.]+)/.exec(env.ua)?.[1],
       /** One cell: {runtime: 'ours'|'wllama', model: file name in modelsDir, threads, ...lengths}. */
-      run: (cell) => page.evaluate((c) => window.benchCell(c), cell),
+      run: async (cell) => {
+        if (crashed) {
+          await page.close().catch(() => {});
+          crashed = false;
+          page = await openPage(false);
+        }
+        try {
+          return await page.evaluate((c) => window.benchCell(c), cell);
+        } catch (err) {
+          if (crashed) throw new Error(`the page crashed (out of memory?): ${err.message.split('\n')[0]}`);
+          throw err;
+        }
+      },
       /** page.evaluate(fn, arg) on the bench page (measurements of its own: load-check). */
       evaluate: (fn, arg) => page.evaluate(fn, arg),
       close,
