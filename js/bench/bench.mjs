@@ -106,7 +106,7 @@ function runJson(cmd, args) {
     if (!line) throw new Error(`no JSON from ${path.basename(args[0] ?? cmd)}`);
     return JSON.parse(line);
   } catch (err) {
-    const why = (err.stderr || err.message || '').trim().split('\n').filter(Boolean).slice(-2).join(' ');
+    const why = (err.stderr || err.message || '').trim().split('\n').filter(Boolean).slice(-2).join(' ').replace(/^error: /, '');
     throw new Error(why || `${path.basename(cmd)} failed`);
   }
 }
