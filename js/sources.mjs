@@ -44,45 +44,38 @@ async function* streamChunks(stream, signal) {
   }
 }
 
-// A Node file: read in order, either as chunks (into a buffer of its own) or, by
-// readInto(view), straight into the caller's memory (the wasm heap's loader window: no
-// copy in JS). The file is closed after its last byte, or by cancel().
-async function openPath(path, signal) {
-  const { open } = await import('node:fs/promises');
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    throw new LoadError(`cannot open ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
-  }
-  const { size } = await fh.stat();
+// A file read in order: readInto(view) fills the start of `view` with the next bytes
+// (read(view, at) reads at offset `at`) and resolves to how many; chunks (chunksOf) for the
+// readers that take chunks. Closed after its last byte, on a failed read, or by cancel().
+// `what` names the file in errors.
+function fileReader({ size, name, what, read, closeFile, signal, abortMessage }) {
   let pos = 0, closed = false;
   const close = async () => {
     if (!closed) {
       closed = true;
-      await fh.close();
+      await closeFile();
     }
   };
   const readInto = async (view) => {
-    if (signal?.aborted) throw new AbortError('reading the file was aborted');
+    if (signal?.aborted) throw new AbortError(abortMessage);
     const want = Math.min(view.length, size - pos);
     if (want === 0) return 0;
-    let bytesRead;
+    let n;
     try {
-      ({ bytesRead } = await fh.read(view, 0, want, pos));
+      n = await read(want === view.length ? view : view.subarray(0, want), pos);
     } catch (err) {
       await close().catch(() => {});
-      throw new LoadError(`cannot read ${path}: ${err.message}`, { cause: err });
+      throw err;
     }
-    if (bytesRead === 0) {
+    if (n === 0) {
       await close();
-      throw new LoadError(`${path} shrank while it was read`);
+      throw new LoadError(`${what} shrank while it was read`);
     }
-    pos += bytesRead;
+    pos += n;
     if (pos === size) await close();
-    return bytesRead;
+    return n;
   };
-  return { size, chunks: chunksOf(readInto, size, close), readInto, cancel: () => { close().catch(() => {}); }, name: path.split(/[\\/]/).pop() };
+  return { size, chunks: chunksOf(readInto, size, close), readInto, cancel: () => { close().catch(() => {}); }, name };
 }
 
 // The chunks of a source read by readInto (into a buffer of their own), for the readers
@@ -98,6 +91,28 @@ async function* chunksOf(readInto, size, close) {
   } finally {
     await close();
   }
+}
+
+// A Node file, read by readInto straight into the caller's memory (the wasm heap's
+// loader window: no copy in JS), or as chunks.
+async function openPath(path, signal) {
+  const { open } = await import('node:fs/promises');
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw new LoadError(`cannot open ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
+  }
+  const { size } = await fh.stat();
+  const read = async (view, at) => {
+    try {
+      return (await fh.read(view, 0, view.length, at)).bytesRead;
+    } catch (err) {
+      throw new LoadError(`cannot read ${path}: ${err.message}`, { cause: err });
+    }
+  };
+  return fileReader({ size, name: path.split(/[\\/]/).pop(), what: path, read, closeFile: () => fh.close(), signal,
+    abortMessage: 'reading the file was aborted' });
 }
 
 // A file of the Origin Private File System (the model cache): in a dedicated worker read
@@ -116,28 +131,9 @@ async function openOpfs(handle, name, signal) {
     const file = await handle.getFile();
     return { size: file.size, chunks: streamChunks(file.stream(), signal), name };
   }
-  const size = sync.getSize();
-  let pos = 0, closed = false;
-  const close = async () => {
-    if (!closed) {
-      closed = true;
-      sync.close();
-    }
-  };
-  const readInto = async (view) => {
-    if (signal?.aborted) throw new AbortError('reading the model from this device was aborted');
-    const want = Math.min(view.length, size - pos);
-    if (want === 0) return 0;
-    const n = sync.read(want === view.length ? view : view.subarray(0, want), { at: pos });
-    if (n === 0) {
-      await close();
-      throw new LoadError(`the model kept on this device (${name}) shrank while it was read`);
-    }
-    pos += n;
-    if (pos === size) await close();
-    return n;
-  };
-  return { size, chunks: chunksOf(readInto, size, close), readInto, cancel: () => { close(); }, name };
+  return fileReader({ size: sync.getSize(), name, what: `the model kept on this device (${name})`,
+    read: (view, at) => sync.read(view, { at }), closeFile: () => sync.close(), signal,
+    abortMessage: 'reading the model from this device was aborted' });
 }
 
 // ---- caches: a file is stored only once it is complete and of the announced size.
